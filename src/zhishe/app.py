@@ -1,0 +1,124 @@
+"""Builds the FastAPI application from each domain's routers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from zhishe import __version__
+from zhishe.catalog import api as catalog_api
+from zhishe.catalog import pages as catalog_pages
+from zhishe.catalog import service as catalog_service
+from zhishe.core.accounts import api as accounts_api
+from zhishe.core.accounts import pages as accounts_pages
+from zhishe.core.accounts import service as accounts_service
+from zhishe.core.audit import api as audit_api
+from zhishe.core.audit import pages as audit_pages
+from zhishe.core.config import Settings, get_settings
+from zhishe.core.db import get_engine
+from zhishe.core.deps import OptionalActor, SessionDep
+from zhishe.core.observability import REGISTRY, configure_logging
+from zhishe.core.web import pages as web_pages
+from zhishe.core.web.errors import install_error_handlers
+from zhishe.core.web.middleware import RequestContextMiddleware
+from zhishe.core.web.shell import register_templates, render
+
+__all__ = ["create_app"]
+
+_HERE = Path(__file__).resolve().parent
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The whole platform as one ASGI application."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="Zhishe (智社) API",
+        version=__version__,
+        description="The open smart-community platform. JSON API under /api/v1; errors use one envelope "
+        '`{"error": {"type", "message", "detail"}, "request_id"}`; lists page by keyset (`next` + Link header).',
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+        swagger_ui_parameters={"syntaxHighlight": False},
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    for folder in (
+        _HERE / "core/accounts/templates",
+        _HERE / "core/audit/templates",
+        _HERE / "catalog/templates",
+    ):
+        register_templates(folder)
+    app.mount(
+        "/static/vendor", StaticFiles(directory=Path(plotly.__file__).parent / "package_data"), name="vendor"
+    )
+    app.mount("/static", StaticFiles(directory=_HERE / "core/web/static"), name="static")
+    for router in (
+        accounts_api.router,
+        audit_api.router,
+        catalog_api.router,
+        web_pages.router,
+        accounts_pages.router,
+        audit_pages.router,
+        catalog_pages.router,
+    ):
+        app.include_router(router)
+    _add_platform_routes(app)
+    return app
+
+
+def _add_platform_routes(app: FastAPI) -> None:
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home(request: Request, session: SessionDep, actor: OptionalActor) -> Response:
+        stats: dict[str, int] = {}
+        recent = []
+        if actor is not None:
+            stats = catalog_service.stats(session=session, actor=actor)
+            stats["orgs"] = len(accounts_service.list_orgs(session=session, actor=actor, limit=1000).items)
+            recent = catalog_service.recent(session=session, actor=actor)
+        return render(request, "home.html", {"stats": stats, "recent": recent})
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["operations"])
+    def readyz() -> Response:
+        """The database and the lake are reachable."""
+        settings = get_settings()
+        checks: dict[str, str] = {}
+        try:
+            with get_engine(settings.database_url).connect() as connection:
+                connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # report, don't crash: that's the point of a readiness probe
+            checks["database"] = f"error: {type(exc).__name__}"
+        lake_root = settings.lake_uri
+        if "://" in lake_root and not lake_root.startswith("file://"):
+            checks["lake"] = "ok (remote, not probed)"
+        else:
+            path = Path(lake_root.removeprefix("file://"))
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                probe = path / ".ready"
+                probe.write_text("ok")
+                probe.unlink()
+                checks["lake"] = "ok"
+            except OSError as exc:
+                checks["lake"] = f"error: {exc.strerror}"
+        ready = all(v.startswith("ok") for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

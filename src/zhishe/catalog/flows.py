@@ -1,0 +1,538 @@
+"""The import flow: an uploaded file becomes a validated, versioned, profiled dataset version.
+
+Steps, each in its own short transaction so a long import never holds a database lock:
+stage (detect format and encoding) → validate against the schema (nothing is written if any
+value is bad, unless the user chose to skip bad rows) → allocate row ids → commit a Delta
+version → profile it → record the version, the audit event and the job's report.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from zhishe.catalog import ingest, lake
+from zhishe.catalog.models import Dataset, DatasetVersion, ImportJob
+from zhishe.catalog.schemas import ColumnIn, ImportReport, IssueRead
+from zhishe.catalog.service import column_specs, get_or_raise, lake_uri, set_columns
+from zhishe.catalog.types import ColumnSpec
+from zhishe.core import clock
+from zhishe.core.audit.service import record
+from zhishe.core.auth import Actor, authorize
+from zhishe.core.config import get_settings
+from zhishe.core.errors import Conflict, Invalid, NotFound, ZhisheError
+from zhishe.core.observability import IMPORT_ROWS, IMPORTS, get_logger
+
+__all__ = ["MODES", "Progress", "import_path", "infer_preview", "job_report", "run_import", "stage_file"]
+
+MODES = ("append", "replace", "upsert")
+Progress = Callable[[str, float], None]
+_log = get_logger("zhishe.import")
+_SAFE = re.compile(r"[^A-Za-z0-9._\-\u4e00-\u9fff]+")
+
+
+def _safe_name(filename: str) -> str:
+    name = _SAFE.sub("_", Path(filename).name)[:120].strip("._") or "upload"
+    return name
+
+
+def stage_file(
+    *, session: Session, actor: Actor, dataset: int | str, filename: str, source: Path, move: bool = True
+) -> ImportJob:
+    """Keep an uploaded file for import and detect its format and encoding."""
+    found = get_or_raise(session=session, dataset=dataset)
+    authorize(actor, "dataset.write", org_id=found.owner_org_id, what=f"dataset {found.slug}")
+    settings = get_settings()
+    job_id = uuid.uuid4().hex
+    folder = settings.uploads_dir / job_id
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / _safe_name(filename)
+    if move:
+        shutil.move(str(source), target)
+    else:
+        shutil.copyfile(source, target)
+    size = target.stat().st_size
+    if size > settings.max_upload_bytes:
+        shutil.rmtree(folder, ignore_errors=True)
+        from zhishe.core.errors import TooLarge
+
+        raise TooLarge(
+            f"the file is larger than the limit of {settings.max_upload_mb} MiB (ZHISHE_MAX_UPLOAD_MB)",
+            detail={"limit_bytes": settings.max_upload_bytes, "size": size},
+        )
+    with target.open("rb") as handle:
+        head = handle.read(64 * 1024)
+    try:
+        fmt = ingest.detect_format(filename, head)
+        encoding = ingest.detect_encoding(head) if fmt in {"csv", "tsv", "json", "ndjson"} else ""
+    except ingest.IngestError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise Invalid(exc.message, detail={"code": exc.code, **exc.detail}) from exc
+    now = clock.now()
+    job = ImportJob(
+        id=job_id,
+        dataset_id=found.id,
+        user_id=actor.user_id,
+        actor=actor.username,
+        created_at=now,
+        updated_at=now,
+        status="staged",
+        filename=Path(filename).name[:300],
+        path=str(target),
+        size=size,
+        format=fmt,
+        encoding=encoding,
+    )
+    session.add(job)
+    record(
+        session=session,
+        actor=actor,
+        action="dataset.upload",
+        object_type="dataset",
+        object_id=found.id,
+        object_org_id=found.owner_org_id,
+        detail={"job": job_id, "file": job.filename, "bytes": size, "format": fmt},
+    )
+    return job
+
+
+def infer_preview(job: ImportJob, *, rows: int = 10) -> dict[str, Any]:
+    """The first rows of a staged file, as text, and the column types inferred from it."""
+    try:
+        raw = ingest.read_raw(Path(job.path), fmt=job.format, encoding=job.encoding or None)
+    except ingest.IngestError as exc:
+        raise Invalid(exc.message, detail={"code": exc.code, **exc.detail}) from exc
+    inferred = ingest.infer_columns(raw)
+    head = raw.table.slice(0, rows).to_pylist()
+    return {
+        "columns": inferred,
+        "rows": head,
+        "row_count": raw.row_count,
+        "encoding": raw.encoding,
+        "format": raw.format,
+    }
+
+
+def job_report(job: ImportJob) -> ImportReport:
+    """The report of an import job as the API shows it."""
+    data = dict(job.report or {})
+    issues = [IssueRead(**i) for i in data.pop("issues", [])]
+    return ImportReport(
+        job_id=job.id,
+        status=job.status,
+        dataset_id=job.dataset_id,
+        version=job.version,
+        mode=job.mode,  # type: ignore[arg-type]
+        format=job.format,
+        encoding=job.encoding,
+        message=job.message,
+        progress=job.progress,
+        stage=job.stage,
+        issues=issues,
+        **{k: v for k, v in data.items() if k in ImportReport.model_fields},
+    )
+
+
+class _Steps:
+    """Records progress on the job (own short transactions) and forwards it to a callback."""
+
+    def __init__(self, maker: sessionmaker[Session], job_id: str, callback: Progress | None) -> None:
+        self.maker, self.job_id, self.callback, self.last = maker, job_id, callback, 0.0
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if self.callback:
+            self.callback(stage, fraction)
+        now = time.monotonic()
+        if fraction < 1.0 and now - self.last < 0.3:
+            return
+        self.last = now
+        with self.maker.begin() as session:
+            session.execute(
+                update(ImportJob)
+                .where(ImportJob.id == self.job_id)
+                .values(stage=stage, progress=fraction, updated_at=clock.now())
+            )
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with dates, times and other non-JSON values rendered as text."""
+    import json
+
+    return json.loads(json.dumps(value, default=str, ensure_ascii=False))
+
+
+def _fail(
+    maker: sessionmaker[Session], actor: Actor, job_id: str, message: str, report: dict[str, Any]
+) -> ImportReport:
+    report = _jsonable(report)
+    with maker.begin() as session:
+        job = session.get(ImportJob, job_id)
+        assert job is not None
+        job.status, job.message, job.report, job.updated_at = "failed", message, report, clock.now()
+        dataset = session.get(Dataset, job.dataset_id)
+        record(
+            session=session,
+            actor=actor,
+            action="dataset.import_failed",
+            object_type="dataset",
+            object_id=job.dataset_id,
+            object_org_id=dataset.owner_org_id if dataset else None,
+            detail={"job": job_id, "reason": message[:300]},
+        )
+        result = job_report(job)
+    IMPORTS.labels("failed").inc()
+    return result
+
+
+def _issue_report(result: Any, limit: int) -> dict[str, Any]:
+    return {
+        "rows_in_file": result.row_count,
+        "rows_rejected": len(result.bad_rows),
+        "issue_count": result.issue_count,
+        "issues": [
+            {"row": i.row, "column": i.column, "value": i.value, "reason": i.reason}
+            for i in result.issues[:limit]
+        ],
+        "issues_by_column": dict(result.issues_by_column),
+    }
+
+
+def run_import(
+    *,
+    maker: sessionmaker[Session],
+    actor: Actor,
+    job_id: str,
+    mode: str = "append",
+    skip_bad_rows: bool = False,
+    note: str = "",
+    columns: list[ColumnIn] | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Validate a staged file and commit it as a new version (or fail, changing nothing)."""
+    if mode not in MODES:
+        raise Invalid(
+            f"unknown import mode {mode!r}; use append, replace or upsert", detail={"field": "mode"}
+        )
+    settings = get_settings()
+    steps = _Steps(maker, job_id, progress)
+    with maker.begin() as session:
+        job = session.get(ImportJob, job_id)
+        if job is None:
+            raise NotFound(f"import job {job_id} does not exist", detail={"job": job_id})
+        dataset = get_or_raise(session=session, dataset=job.dataset_id)
+        authorize(actor, "dataset.write", org_id=dataset.owner_org_id, what=f"dataset {dataset.slug}")
+        if job.status not in {"staged", "failed"}:
+            raise Conflict(f"import job {job_id} is already {job.status}", detail={"job": job_id})
+        pending = columns
+        if pending is None and not dataset.columns:
+            pending = [
+                ColumnIn(
+                    name=c.name,
+                    type=c.type,
+                    unit=c.unit,
+                    description=c.description,
+                    is_key=c.is_key,
+                    classification=c.classification,
+                )
+                for c in infer_preview(job)["columns"]
+            ]
+        specs: list[ColumnSpec] = (
+            column_specs(dataset)
+            if pending is None
+            else [
+                ColumnSpec(
+                    name=c.name,
+                    type=c.type,
+                    unit=c.unit,
+                    description=c.description,
+                    is_key=c.is_key,
+                    classification=c.classification,
+                )
+                for c in pending
+            ]
+        )
+        if not specs:
+            raise Invalid(f"dataset {dataset.slug} has no columns", detail={"dataset": dataset.slug})
+        job.status, job.mode, job.skip_bad_rows, job.note = "running", mode, skip_bad_rows, note
+        job.stage, job.progress, job.updated_at, job.message = "reading", 0.05, clock.now(), ""
+        dataset_id, owner_org_id, slug = dataset.id, dataset.owner_org_id, dataset.slug
+        time_column, cadence = dataset.time_column, dataset.accrual_periodicity
+        path, fmt, encoding, filename = Path(job.path), job.format, job.encoding, job.filename
+    keys = [c.name for c in specs if c.is_key]
+    if mode == "upsert" and not keys:
+        return _fail(maker, actor, job_id, f"upsert needs key columns; dataset {slug} declares none", {})
+    started = time.perf_counter()
+    steps("validating", 0.1)
+    try:
+        result = ingest.load(
+            path,
+            specs,
+            timezone=settings.timezone,
+            fmt=fmt,
+            encoding=encoding or None,
+            max_issues=settings.import_issue_limit,
+        )
+    except ingest.IngestError as exc:
+        return _fail(maker, actor, job_id, exc.message, {"code": exc.code, **exc.detail})
+    report = _issue_report(result, settings.import_issue_limit)
+    if result.issue_count and not skip_bad_rows:
+        message = (
+            f"{result.issue_count} bad value(s) in {len(result.bad_rows)} row(s); nothing was imported. "
+            "Fix the file, or choose to skip bad rows."
+        )
+        return _fail(maker, actor, job_id, message, report)
+    if mode == "upsert":
+        dupes = ingest.duplicate_keys(result.table, keys)
+        if dupes:
+            listed = "; ".join(
+                f"({', '.join(f'{k}={v}' for k, v in d.key.items())}) in rows {', '.join(map(str, d.rows[:10]))}"
+                for d in dupes[:10]
+            )
+            return _fail(
+                maker,
+                actor,
+                job_id,
+                f"duplicate keys in the file: {listed}",
+                {**report, "duplicates": [{"key": d.key, "rows": d.rows[:100]} for d in dupes[:100]]},
+            )
+    if result.table.num_rows == 0:
+        return _fail(maker, actor, job_id, "no valid rows to import", report)
+    reject_file = None
+    if result.bad_rows:
+        reject_file = str(path.parent / "rejects.csv")
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(result.reject_table(), reject_file)
+    steps("writing", 0.55)
+    with maker.begin() as session:
+        start = (
+            session.execute(
+                update(Dataset)
+                .where(Dataset.id == dataset_id)
+                .values(next_row_id=Dataset.next_row_id + result.table.num_rows)
+                .returning(Dataset.next_row_id)
+            ).scalar_one()
+            - result.table.num_rows
+        )
+    metadata = {
+        "zhishe.job": job_id,
+        "zhishe.actor": actor.username,
+        "zhishe.mode": mode,
+        "zhishe.note": note[:500],
+    }
+    try:
+        written = lake.write_version(
+            lake_uri(dataset_id),
+            result.table,
+            columns=specs,
+            mode=mode,  # type: ignore[arg-type]
+            row_id_start=start,
+            metadata=metadata,
+        )
+    except lake.LakeConflictError as exc:
+        return _fail(
+            maker,
+            actor,
+            job_id,
+            f"another import changed dataset {slug} at the same time; try again ({exc.message})",
+            report,
+        )
+    except lake.LakeSchemaError as exc:
+        return _fail(
+            maker, actor, job_id, f"{exc.message}; import with mode 'replace' to change the schema", report
+        )
+    steps("profiling", 0.85)
+    try:
+        profile = lake.profile(
+            lake_uri(dataset_id),
+            columns=specs,
+            version=written.version,
+            time_column=time_column,
+            cadence=cadence if time_column else None,
+            now=clock.now(),
+            time_zone=settings.timezone,
+        )
+    except lake.LakeError as exc:  # a profile problem must not lose a committed version
+        _log.warning("profile failed", dataset=dataset_id, version=written.version, error=exc.message)
+        profile = {"error": exc.message}
+    seconds = time.perf_counter() - started
+    with maker.begin() as session:
+        locked = session.get(Dataset, dataset_id, with_for_update=True)
+        job = session.get(ImportJob, job_id)
+        assert locked is not None and job is not None
+        dataset = locked
+        if pending is not None:
+            set_columns(session=session, actor=actor, dataset=dataset, columns=pending)
+        now = clock.now()
+        session.add(
+            DatasetVersion(
+                dataset_id=dataset_id,
+                version=written.version,
+                created_at=now,
+                actor=actor.username,
+                user_id=actor.user_id,
+                mode=mode,
+                note=note,
+                source_name=filename,
+                source_format=fmt,
+                source_encoding=result.encoding or encoding,
+                rows_in_file=result.row_count,
+                rows_rejected=len(result.bad_rows),
+                rows_inserted=written.rows_inserted,
+                rows_updated=written.rows_updated,
+                rows_deleted=written.rows_deleted,
+                row_count=written.row_count,
+                columns=[_spec_dict(c) for c in specs],
+                profile=profile,
+                reject_file=reject_file,
+            )
+        )
+        if dataset.current_version is None or written.version > dataset.current_version:
+            dataset.current_version = written.version
+            dataset.row_count = written.row_count
+            _apply_timeliness(dataset, profile)
+        dataset.updated_at = now
+        report.update(
+            {
+                "rows_written": result.table.num_rows,
+                "rows_inserted": written.rows_inserted,
+                "rows_updated": written.rows_updated,
+                "rows_deleted": written.rows_deleted,
+                "reject_file": reject_file is not None,
+                "seconds": round(seconds, 3),
+            }
+        )
+        job.status, job.version, job.report, job.stage, job.progress = (
+            "done",
+            written.version,
+            report,
+            "done",
+            1.0,
+        )
+        job.updated_at = now
+        job.message = f"version {written.version} committed: {result.table.num_rows:,} rows"
+        record(
+            session=session,
+            actor=actor,
+            action="dataset.import",
+            object_type="dataset",
+            object_id=dataset_id,
+            object_org_id=owner_org_id,
+            detail={
+                "version": written.version,
+                "mode": mode,
+                "job": job_id,
+                "rows": result.table.num_rows,
+                "rejected": len(result.bad_rows),
+            },
+        )
+        final = job_report(job)
+    IMPORTS.labels("done").inc()
+    IMPORT_ROWS.inc(result.table.num_rows)
+    steps("done", 1.0)
+    return final
+
+
+def _spec_dict(spec: ColumnSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "type": spec.type.value,
+        "unit": spec.unit,
+        "description": spec.description,
+        "is_key": spec.is_key,
+        "classification": spec.classification.value,
+    }
+
+
+def _apply_timeliness(dataset: Dataset, profile: dict[str, Any]) -> None:
+    freshness = profile.get("freshness") or {}
+    dataset.latest_period = _instant(freshness.get("latest_period"))
+    dataset.overdue_after = _instant(freshness.get("overdue_after"))
+
+
+def _instant(value: str | None) -> datetime | None:
+    """An aware datetime from a profile's ISO date or datetime (dates at midnight, platform time)."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=get_settings().tz)
+
+
+def import_path(
+    *,
+    maker: sessionmaker[Session],
+    actor: Actor,
+    dataset: int | str,
+    path: Path,
+    mode: str = "append",
+    skip_bad_rows: bool = False,
+    note: str = "",
+    filename: str | None = None,
+    move: bool = False,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Stage a file and import it in one go (the CLI, the API and the demo use this)."""
+    with maker.begin() as session:
+        job = stage_file(
+            session=session,
+            actor=actor,
+            dataset=dataset,
+            filename=filename or path.name,
+            source=path,
+            move=move,
+        )
+        job_id = job.id
+    return run_import(
+        maker=maker,
+        actor=actor,
+        job_id=job_id,
+        mode=mode,
+        skip_bad_rows=skip_bad_rows,
+        note=note,
+        progress=progress,
+    )
+
+
+def get_job_or_raise(*, session: Session, actor: Actor, job_id: str) -> ImportJob:
+    """An import job the actor may follow."""
+    job = session.get(ImportJob, job_id)
+    if job is None:
+        raise NotFound(f"import job {job_id} does not exist", detail={"job": job_id})
+    dataset = get_or_raise(session=session, dataset=job.dataset_id)
+    authorize(actor, "dataset.write", org_id=dataset.owner_org_id, what=f"import job {job_id}")
+    return job
+
+
+def reject_file_of(*, session: Session, actor: Actor, dataset: int | str, version: int) -> Path:
+    """The reject file kept with a version imported with skipped rows."""
+    found = get_or_raise(session=session, dataset=dataset)
+    authorize(actor, "dataset.write", org_id=found.owner_org_id, what=f"dataset {found.slug}")
+    row = session.scalar(
+        select(DatasetVersion).where(DatasetVersion.dataset_id == found.id, DatasetVersion.version == version)
+    )
+    if row is None or not row.reject_file or not Path(row.reject_file).exists():
+        raise NotFound(f"version {version} of {found.slug} has no reject file", detail={"version": version})
+    record(
+        session=session,
+        actor=actor,
+        action="dataset.rejects",
+        object_type="dataset",
+        object_id=found.id,
+        object_org_id=found.owner_org_id,
+        detail={"version": version},
+    )
+    return Path(row.reject_file)
+
+
+def is_error(exc: BaseException) -> bool:
+    """Whether an exception is one of ours (shown to the user as is)."""
+    return isinstance(exc, ZhisheError)

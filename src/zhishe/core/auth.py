@@ -1,0 +1,190 @@
+"""Who is acting, and what they may do: roles, organisation kinds, scopes and ``authorize``.
+
+Every service function calls ``authorize(actor, action, ...)`` before it reads or changes
+anything; routes never repeat these checks. The rules live in one table (``_RULES``) so that the
+role x action matrix in the tests reads straight off it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from zhishe.core.errors import Forbidden, Invalid
+
+__all__ = [
+    "MEMBER_KINDS",
+    "SCOPES",
+    "STAFF_ROLES",
+    "Actor",
+    "OrgKind",
+    "Role",
+    "authorize",
+    "can",
+    "hash_password",
+    "system_actor",
+    "verify_password",
+]
+
+
+class OrgKind(StrEnum):
+    """Kinds of organisation."""
+
+    DATA_BUREAU = "data_bureau"
+    DEPARTMENT = "department"
+    OPERATOR = "operator"
+    SERVICE_PROVIDER = "service_provider"
+    CLINIC = "clinic"
+    COMMUNITY_COMMITTEE = "community_committee"
+    PUBLIC_DEVELOPER = "public_developer"
+
+
+class Role(StrEnum):
+    """Roles a user holds inside their organisation."""
+
+    ADMIN = "admin"
+    STEWARD = "steward"
+    ANALYST = "analyst"
+    DISPATCHER = "dispatcher"
+    RESIDENT = "resident"
+    PROVIDER_STAFF = "provider_staff"
+
+
+#: Organisations that take part in government data sharing (the exchange).
+MEMBER_KINDS = frozenset(
+    {OrgKind.DATA_BUREAU, OrgKind.DEPARTMENT, OrgKind.OPERATOR, OrgKind.CLINIC, OrgKind.COMMUNITY_COMMITTEE}
+)
+#: Roles that work with internal data.
+STAFF_ROLES = frozenset({Role.ADMIN, Role.STEWARD, Role.ANALYST, Role.DISPATCHER})
+
+#: Token scopes, and what each allows.
+SCOPES: dict[str, str] = {
+    "catalog:read": "read dataset metadata and the rows you may see",
+    "catalog:write": "create datasets, import and change them",
+    "accounts:read": "list organisations, users and tokens you may see",
+    "accounts:write": "create and change organisations, users and tokens",
+    "audit:read": "read audit events you may see",
+}
+
+_SCOPE_OF_ACTION = {
+    "org.read": "accounts:read",
+    "org.write": "accounts:write",
+    "user.read": "accounts:read",
+    "user.write": "accounts:write",
+    "token.read": "accounts:read",
+    "token.write": "accounts:write",
+    "audit.read": "audit:read",
+    "audit.verify": "audit:read",
+    "dataset.read": "catalog:read",
+    "dataset.write": "catalog:write",
+}
+
+_ROLE_RANK = {
+    Role.RESIDENT: 0,
+    Role.PROVIDER_STAFF: 0,
+    Role.ANALYST: 1,
+    Role.DISPATCHER: 1,
+    Role.STEWARD: 2,
+    Role.ADMIN: 3,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The one doing something: a user through the web, a token, or the local CLI."""
+
+    user_id: int | None
+    username: str
+    org_id: int | None
+    org_kind: str | None
+    role: str
+    via: str = "web"  # web | token | cli
+    scopes: frozenset[str] | None = None  # None: every scope the role allows
+    token_id: int | None = None
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def is_platform_admin(self) -> bool:
+        """An admin of the data bureau, or the local system operator."""
+        return self.role == Role.ADMIN and (self.org_kind == OrgKind.DATA_BUREAU or self.via == "cli")
+
+    @property
+    def is_staff(self) -> bool:
+        """Works with internal data (not a resident or provider staff)."""
+        return self.role in STAFF_ROLES
+
+    @property
+    def is_member(self) -> bool:
+        """Belongs to an organisation that takes part in data sharing."""
+        return self.org_kind in MEMBER_KINDS or self.via == "cli"
+
+    def outranks_or_equals(self, role: str) -> bool:
+        """Whether this actor may hand out ``role`` (never more than their own)."""
+        return _ROLE_RANK.get(Role(self.role), -1) >= _ROLE_RANK.get(Role(role), 99)
+
+
+def system_actor(name: str = "system") -> Actor:
+    """The local operator using the CLI on the server: a platform admin, audited as such."""
+    return Actor(user_id=None, username=f"cli:{name}", org_id=None, org_kind=None, role=Role.ADMIN, via="cli")
+
+
+def _rule(actor: Actor, action: str, org_id: int | None) -> bool:
+    own = org_id is not None and org_id == actor.org_id
+    admin = actor.role == Role.ADMIN
+    match action:
+        case "org.read":
+            return actor.is_staff or own
+        case "org.write":
+            return actor.is_platform_admin
+        case "user.read" | "user.write" | "token.write" | "token.read":
+            return actor.is_platform_admin or (admin and own)
+        case "audit.read":
+            return actor.is_platform_admin or (actor.role in {Role.ADMIN, Role.STEWARD} and actor.is_staff)
+        case "audit.verify":
+            return actor.is_platform_admin
+        case "dataset.read":
+            return actor.is_platform_admin or (actor.is_staff and actor.is_member)
+        case "dataset.write":
+            return actor.is_platform_admin or (actor.role in {Role.ADMIN, Role.STEWARD} and own)
+    raise Invalid(f"unknown action {action!r}")
+
+
+def can(actor: Actor, action: str, *, org_id: int | None = None) -> bool:
+    """Whether ``actor`` may do ``action`` on an object owned by ``org_id`` (scopes included)."""
+    scope = _SCOPE_OF_ACTION.get(action)
+    if actor.scopes is not None and scope is not None and scope not in actor.scopes:
+        return False
+    return _rule(actor, action, org_id)
+
+
+def authorize(actor: Actor, action: str, *, org_id: int | None = None, what: str = "") -> None:
+    """Raise ``Forbidden`` unless ``actor`` may do ``action`` on an object owned by ``org_id``."""
+    if not can(actor, action, org_id=org_id):
+        scope = _SCOPE_OF_ACTION.get(action)
+        if actor.scopes is not None and scope is not None and scope not in actor.scopes:
+            raise Forbidden(
+                f"this token lacks the scope {scope!r}", detail={"action": action, "scope": scope}
+            )
+        target = f" {what}" if what else ""
+        raise Forbidden(f"you may not {action}{target}", detail={"action": action})
+
+
+_hasher = PasswordHash((Argon2Hasher(),))
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password``."""
+    if len(password) < 8:
+        raise Invalid("a password needs at least 8 characters", detail={"field": "password"})
+    return _hasher.hash(password)
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    """Whether ``password`` matches ``password_hash`` (constant-time)."""
+    try:
+        return _hasher.verify(password, password_hash)
+    except Exception:  # a malformed stored hash is a failed login, not a crash
+        return False

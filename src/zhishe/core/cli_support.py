@@ -1,0 +1,80 @@
+"""Shared pieces of the ``zhishe`` command: sessions, the acting user, and clean error exits."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.orm import Session, sessionmaker
+
+from zhishe.core.accounts.models import User
+from zhishe.core.accounts.service import actor_for_user, get_user_by_username
+from zhishe.core.auth import Actor, system_actor
+from zhishe.core.config import get_settings
+from zhishe.core.db import get_sessionmaker
+from zhishe.core.errors import NotFound, ZhisheError
+
+__all__ = ["AS_USER", "console", "err_console", "handle_errors", "maker", "resolve_actor", "transaction"]
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+AS_USER = typer.Option(
+    None, "--as", help="Act as this user (default: the local system operator, audited as cli:<you>)."
+)
+
+
+def maker() -> sessionmaker[Session]:
+    """The session factory of the configured database."""
+    return get_sessionmaker(get_settings().database_url)
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """A session that commits on success (and keeps the writes of a refusal that must be recorded)."""
+    session = maker()()
+    try:
+        yield session
+        session.commit()
+    except ZhisheError as exc:
+        session.commit() if exc.keep_writes else session.rollback()
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def resolve_actor(session: Session, username: str | None) -> Actor:
+    """The actor of a command: a named user, or the local system operator."""
+    if not username:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):
+            name = "operator"
+        return system_actor(name)
+    user: User | None = get_user_by_username(session=session, username=username)
+    if user is None or not user.is_active:
+        raise NotFound(f"no active user called {username!r}", detail={"user": username})
+    return actor_for_user(user, via="web")
+
+
+def handle_errors(fn: F) -> F:
+    """Print a ZhisheError as one clear line and exit 1, instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ZhisheError as exc:
+            err_console.print(f"[bold red]error:[/] {exc.message}")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]

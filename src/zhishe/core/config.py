@@ -1,0 +1,108 @@
+"""One typed settings object, read from ``ZHISHE_*`` environment variables and an optional ``.env``.
+
+Every setting is documented in ``docs/configuration.md``; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings", "reset_settings"]
+
+_SECRET_FILE = "secret_key"  # noqa: S105 - a file name
+
+
+class Settings(BaseSettings):
+    """Everything a deployment may want to change."""
+
+    model_config = SettingsConfigDict(env_prefix="ZHISHE_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = Field(
+        "development", description="development, test or production; production refuses unsafe defaults."
+    )
+    data_dir: Path = Field(Path("var"), description="Where SQLite, the lake, uploads and the secret live.")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL of the metadata database; default sqlite:///<data_dir>/zhishe.db."
+    )
+    lake_uri: str = Field("", description="Root of the Delta Lake tables; default <data_dir>/lake.")
+    secret_key: SecretStr = Field(
+        SecretStr(""), description="Signs sessions and tokens; generated into <data_dir>/secret_key if unset."
+    )
+    timezone: str = Field(
+        "Asia/Shanghai", description="Platform timezone (IANA name) for display and naive input."
+    )
+    language: Literal["zh-CN", "en"] = Field("zh-CN", description="Default language of pages and messages.")
+    max_upload_mb: int = Field(512, ge=1, description="Largest accepted upload, in MiB (HTTP 413 above it).")
+    import_issue_limit: int = Field(1000, ge=1, description="How many bad values an import report lists.")
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins on one account before it is throttled."
+    )
+    login_window_minutes: int = Field(15, ge=1, description="The window in which failed logins are counted.")
+    session_hours: int = Field(12, ge=1, description="How long a web login lasts without activity.")
+    log_level: str = Field("INFO", description="Log level of the JSON logs (DEBUG, INFO, WARNING, ERROR).")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Asia/Shanghai") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'zhishe.db').as_posix()}"
+        if not self.lake_uri:
+            self.lake_uri = str(self.data_dir / "lake")
+        if self.environment == "production" and not self.secret_key.get_secret_value():
+            raise ValueError("ZHISHE_SECRET_KEY must be set in production")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The platform timezone."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The upload limit in bytes."""
+        return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where staged uploads and reject files are kept."""
+        return self.data_dir / "uploads"
+
+    def secret(self) -> str:
+        """The secret key: the configured one, else the one generated into the data directory."""
+        configured = self.secret_key.get_secret_value()
+        if configured:
+            return configured
+        path = self.data_dir / _SECRET_FILE
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the CLI change the environment)."""
+    get_settings.cache_clear()

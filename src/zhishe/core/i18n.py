@@ -1,0 +1,74 @@
+"""Translations: messages are written in English in the code and templates, and translated from
+the Babel catalogs in ``zhishe/locale/<lang>/LC_MESSAGES/messages.po`` (zh-CN is the default
+language of the platform). ``tests/test_i18n.py`` checks that every message has a translation.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+
+from zhishe.core.context import current_language
+
+__all__ = ["LANGUAGES", "gettext", "language_from", "ngettext", "translate"]
+
+LANGUAGES = ("zh-CN", "en")
+_LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+
+
+@lru_cache(maxsize=8)
+def _catalog(language: str) -> dict[str, str | tuple[str, ...]]:
+    path = _LOCALE_DIR / language.replace("-", "_") / "LC_MESSAGES" / "messages.po"
+    if not path.exists():
+        return {}
+    with path.open("rb") as handle:
+        catalog = read_po(handle)
+    out: dict[str, str | tuple[str, ...]] = {}
+    for message in catalog:
+        if not message.id or not message.string or message.fuzzy:
+            continue
+        key = message.id if isinstance(message.id, str) else message.id[0]
+        out[str(key)] = message.string if isinstance(message.string, str) else tuple(message.string)
+    return out
+
+
+def translate(message: str, language: str) -> str:
+    """``message`` in ``language`` (the English text itself when there is no translation)."""
+    if language == "en":
+        return message
+    found = _catalog(language).get(message)
+    if isinstance(found, tuple):
+        found = found[0]
+    return found or message
+
+
+def gettext(message: str, **values: object) -> str:
+    """``message`` in the current request's language, with ``{name}`` placeholders filled."""
+    text = translate(message, current_language.get())
+    return text.format(**values) if values else text
+
+
+def ngettext(singular: str, plural: str, n: int, **values: object) -> str:
+    """The singular or plural form of a message in the current language."""
+    language = current_language.get()
+    found = _catalog(language).get(singular) if language != "en" else None
+    if isinstance(found, tuple):
+        text = found[0] if n == 1 or len(found) == 1 else found[1]
+    else:
+        text = singular if n == 1 else plural
+    return text.format(n=n, **values)
+
+
+def language_from(value: str | None) -> str | None:
+    """A supported language code from a query value, cookie or Accept-Language header."""
+    if not value:
+        return None
+    for part in value.split(","):
+        code = part.split(";")[0].strip().lower()
+        if code in {"zh", "zh-cn", "zh_cn", "zh-hans"}:
+            return "zh-CN"
+        if code.startswith("en"):
+            return "en"
+    return None

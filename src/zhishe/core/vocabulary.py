@@ -1,0 +1,96 @@
+"""Words that pages translate from data values (kinds, roles, states...), listed so that message
+extraction finds them. ``N_`` marks a string for translation without translating it here."""
+
+from __future__ import annotations
+
+__all__ = ["VOCABULARY"]
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction."""
+    return message
+
+
+VOCABULARY = (
+    # organisation kinds
+    N_("data_bureau"),
+    N_("department"),
+    N_("operator"),
+    N_("service_provider"),
+    N_("clinic"),
+    N_("community_committee"),
+    N_("public_developer"),
+    # roles
+    N_("admin"),
+    N_("steward"),
+    N_("analyst"),
+    N_("dispatcher"),
+    N_("resident"),
+    N_("provider_staff"),
+    # sharing classes
+    N_("unconditional"),
+    N_("conditional"),
+    N_("not_shared"),
+    # cadences
+    N_("continuous"),
+    N_("hourly"),
+    N_("daily"),
+    N_("weekly"),
+    N_("monthly"),
+    N_("quarterly"),
+    N_("annual"),
+    N_("irregular"),
+    N_("never"),
+    # column types and classifications
+    N_("string"),
+    N_("integer"),
+    N_("decimal"),
+    N_("boolean"),
+    N_("date"),
+    N_("datetime"),
+    N_("point"),
+    N_("public"),
+    N_("internal"),
+    N_("personal"),
+    N_("sensitive"),
+    # import modes, job states and stages
+    N_("append"),
+    N_("replace"),
+    N_("upsert"),
+    N_("staged"),
+    N_("running"),
+    N_("done"),
+    N_("failed"),
+    N_("queued"),
+    N_("reading"),
+    N_("validating"),
+    N_("writing"),
+    N_("profiling"),
+    # definition change fields
+    N_("type"),
+    N_("unit"),
+    N_("description"),
+    N_("classification"),
+    N_("is_key"),
+    N_("added"),
+    N_("removed"),
+    # error types
+    N_("invalid"),
+    N_("unauthenticated"),
+    N_("forbidden"),
+    N_("not_found"),
+    N_("conflict"),
+    N_("too_large"),
+    N_("rate_limited"),
+    N_("method_not_allowed"),
+    N_("error"),
+    # themes of the demo and common catalogs
+    N_("population"),
+    N_("energy"),
+    N_("environment"),
+    N_("transport"),
+    N_("public-safety"),
+    N_("health"),
+    N_("urban-management"),
+    N_("economy"),
+)

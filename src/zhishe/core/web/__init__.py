@@ -1,0 +1,1 @@
+"""The web shell: templates, static assets, CSRF, middleware and error rendering."""

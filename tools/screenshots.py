@@ -1,0 +1,74 @@
+"""Take the user guide's screenshots from a running server with the demo loaded (dev-only script).
+
+ZHISHE_DATA_DIR=/tmp/demo zhishe serve &   # after `zhishe init && zhishe demo`
+.venv/bin/python tools/screenshots.py http://127.0.0.1:8000 [--out docs/screenshots]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PAGES = [
+    ("home", "/"),
+    ("catalog", "/catalog"),
+    ("dataset-overview", "/datasets/electricity-demand-england-wales"),
+    ("dataset-schema", "/datasets/air-quality-hourly?tab=schema"),
+    ("dataset-versions", "/datasets/air-quality-hourly?tab=versions"),
+    ("dataset-quality", "/datasets/air-quality-hourly?tab=quality"),
+    ("dataset-preview", "/datasets/air-quality-hourly?tab=preview"),
+    ("dataset-chart", "/datasets/electricity-demand-england-wales?tab=chart"),
+    ("import", "/datasets/air-quality-hourly/import"),
+    ("audit", "/audit"),
+    ("tokens", "/tokens"),
+    ("orgs", "/admin/orgs"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("base")
+    parser.add_argument("--out", default="docs/screenshots")
+    parser.add_argument("--user", default="env.steward")
+    parser.add_argument("--password", default="zhishe-demo-2026")
+    parser.add_argument("--only", default="")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        for width, height, suffix in ((1280, 860, ""), (390, 844, "-phone")):
+            for lang in ("zh-CN", "en"):
+                context = browser.new_context(viewport={"width": width, "height": height})
+                page = context.new_page()
+                page.goto(f"{args.base}/login?lang={lang}")
+                page.screenshot(path=str(out / f"login-{lang}{suffix}.png"))
+                page.fill("input[name=username]", args.user)
+                page.fill("input[name=password]", args.password)
+                page.click("button[type=submit]")
+                page.wait_for_load_state()
+                for name, path in PAGES:
+                    if args.only and name not in args.only.split(","):
+                        continue
+                    page.goto(f"{args.base}{path}")
+                    if "tab=chart" in path:
+                        page.wait_for_selector("#chart[data-drawn='1']", timeout=20000)
+                    page.screenshot(path=str(out / f"{name}-{lang}{suffix}.png"), full_page=suffix == "")
+                context.close()
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
