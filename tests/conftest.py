@@ -73,14 +73,26 @@ def settings_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     reset_settings()
 
 
+def _has_sqlite_sequence(session: Session) -> bool:
+    return bool(
+        session.execute(text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_sequence'")).scalar()
+    )
+
+
 @pytest.fixture()
 def db(settings_env: dict[str, str]) -> Iterator[Session]:
     """An empty database (every table emptied), an empty lake, and a session on it."""
     settings = get_settings()
     maker = get_sessionmaker(settings.database_url)
     with maker.begin() as session:
-        for table in reversed(Base.metadata.sorted_tables):
-            session.execute(table.delete())
+        if session.bind is not None and session.bind.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                session.execute(table.delete())
+            if _has_sqlite_sequence(session):
+                session.execute(text("DELETE FROM sqlite_sequence"))
         from zhishe.core.audit.service import ensure_head
 
         ensure_head(session)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import plotly
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -43,10 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="The open smart-community platform. JSON API under /api/v1; errors use one envelope "
         '`{"error": {"type", "message", "detail"}, "request_id"}`; lists page by keyset (`next` + Link header).',
-        docs_url="/docs",
+        docs_url=None,
         openapi_url="/openapi.json",
         redoc_url=None,
-        swagger_ui_parameters={"syntaxHighlight": False},
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
@@ -84,6 +84,17 @@ def _add_platform_routes(app: FastAPI) -> None:
             stats["orgs"] = len(accounts_service.list_orgs(session=session, actor=actor, limit=1000).items)
             recent = catalog_service.recent(session=session, actor=actor)
         return render(request, "home.html", {"stats": stats, "recent": recent})
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Zhishe (智社) API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+            swagger_ui_parameters={"syntaxHighlight": False},
+        )
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -15,7 +15,7 @@ AIR_CSV = b"station,day,pm25\nA,2026-01-01,1.5\nB,2026-01-02,2.5\n"
 
 def _check_operation(operation: Any, headers: dict[str, str], failures: list[str]) -> None:
     @given(case=operation.as_strategy())
-    @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def run(case: Any) -> None:
         response = case.call(headers=headers)
         label = f"{case.method} {case.formatted_path}"

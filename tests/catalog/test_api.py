@@ -260,3 +260,79 @@ def test_every_response_has_a_request_id_and_errors_use_the_envelope(cw):
     assert body["request_id"] == response.headers["x-request-id"]
     echoed = cw.client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert echoed.headers["x-request-id"] == "abc-123"
+
+
+def test_staged_upload_returns_inferred_types_that_can_be_corrected_before_running(cw):
+    cw.create()
+    staged = cw.client.post(
+        "/api/v1/datasets/air/uploads",
+        headers=cw.h("env.steward"),
+        files={"file": ("air.csv", AIR_CSV, "text/csv")},
+    )
+    assert staged.status_code == 201, staged.text
+    body = staged.json()
+    inferred = {c["name"]: c["type"] for c in body["inferred_columns"]}
+    assert inferred["day"] == "date" and body["row_count"] == 4
+    columns = [
+        dict(
+            c,
+            classification="personal" if c["name"] == "reporter_phone" else "public",
+            type="string" if c["name"] == "reporter_phone" else c["type"],
+        )
+        for c in body["inferred_columns"]
+    ]
+    assert cw.client.get("/api/v1/datasets/air", headers=cw.h("env.steward")).json()["columns"] == []
+    run = cw.client.post(
+        f"/api/v1/imports/{body['job_id']}/run",
+        headers=cw.h("env.steward"),
+        json={"mode": "append", "columns": columns, "note": "api wizard"},
+    )
+    assert run.status_code == 201, run.text
+    schema = {
+        c["name"]: (c["type"], c["classification"])
+        for c in cw.client.get("/api/v1/datasets/air", headers=cw.h("env.steward")).json()["columns"]
+    }
+    assert schema["reporter_phone"] == ("string", "personal")
+    again = cw.client.post(f"/api/v1/imports/{body['job_id']}/run", headers=cw.h("env.steward"), json={})
+    assert again.status_code == 409
+
+
+def test_upsert_that_changes_nothing_makes_no_new_version(cw):
+    cw.create(columns=AIR_COLUMNS)
+    cw.upload("air", AIR_CSV)
+    again = cw.upload("air", AIR_CSV, mode="upsert")
+    assert again.status_code == 201, again.text
+    body = again.json()
+    assert body["committed"] is False and body["version"] == 0 and body["rows_unchanged"] == 4
+    assert len(cw.client.get("/api/v1/datasets/air/versions", headers=cw.h("env.steward")).json()) == 1
+
+
+def test_dataset_past_its_cadence_is_overdue_in_the_catalog(cw):
+    from datetime import UTC, datetime
+
+    from zhishe.core import clock
+
+    cw.create(columns=AIR_COLUMNS, time_column="day", accrual_periodicity="daily")
+    clock.set_clock(lambda: datetime(2026, 1, 3, 12, tzinfo=UTC))
+    cw.upload("air", AIR_CSV)  # latest period 2026-01-02: due again by the end of 2026-01-03
+    body = cw.client.get("/api/v1/datasets/air", headers=cw.h("env.analyst")).json()
+    assert body["overdue"] is False and body["latest_period"].startswith("2026-01-01T16:00:00")
+    assert (
+        cw.client.get("/api/v1/datasets", params={"overdue": "true"}, headers=cw.h("env.analyst")).json()[
+            "items"
+        ]
+        == []
+    )
+    clock.set_clock(lambda: datetime(2026, 1, 5, tzinfo=UTC))
+    body = cw.client.get("/api/v1/datasets/air", headers=cw.h("env.analyst")).json()
+    assert body["overdue"] is True
+    overdue = cw.client.get(
+        "/api/v1/datasets", params={"overdue": "true"}, headers=cw.h("env.analyst")
+    ).json()
+    assert [d["slug"] for d in overdue["items"]] == ["air"]
+
+
+def test_non_ascii_digits_in_ids_are_not_numbers(cw):
+    for path in ("/api/v1/datasets/%C2%B9", "/api/v1/datasets/%D9%A3/rows", "/api/v1/datasets?after=azrCuQ"):
+        response = cw.client.get(path, headers=cw.h("env.analyst"))
+        assert response.status_code in (404, 422), (path, response.text)

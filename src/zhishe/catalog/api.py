@@ -21,12 +21,14 @@ from zhishe.catalog.schemas import (
     DatasetUpdate,
     DefinitionChangeRead,
     ImportReport,
+    ImportRun,
     QueryIn,
     RowsPage,
     VersionRead,
 )
 from zhishe.core.auth import Actor
 from zhishe.core.config import get_settings
+from zhishe.core.context import current_request_id
 from zhishe.core.db import get_sessionmaker
 from zhishe.core.deps import MAX_ID, CurrentActor, IdQuery, SessionDep
 from zhishe.core.errors import Invalid
@@ -449,10 +451,13 @@ async def import_file(
         filename=name,
         move=True,
     )
+    return _report_response(report)
+
+
+def _report_response(report: ImportReport) -> JSONResponse:
+    """201 with the report, or the error envelope (422) with the report as its detail."""
     body = report.model_dump(mode="json")
     if report.status == "failed":
-        from zhishe.core.context import current_request_id
-
         return JSONResponse(
             {
                 "error": {"type": "invalid", "message": report.message, "detail": body},
@@ -461,6 +466,79 @@ async def import_file(
             status_code=422,
         )
     return JSONResponse(body, status_code=201)
+
+
+@router.post(
+    "/datasets/{dataset}/uploads",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    }
+                },
+                "text/csv": {"schema": {"type": "string"}},
+            }
+        }
+    },
+)
+async def stage_upload(
+    dataset: str,
+    request: Request,
+    session: SessionDep,
+    actor: CurrentActor,
+    filename: Annotated[str | None, Query(max_length=300)] = None,
+) -> dict[str, Any]:
+    """Upload a file without importing it: returns the job, the first rows and the inferred column types,
+    so the types can be corrected before ``POST /api/v1/imports/{job}/run`` confirms the import."""
+    path, name, _fields = await receive_upload(request, filename)
+    job = flows.stage_file(session=session, actor=actor, dataset=dataset, filename=name, source=path)
+    preview = flows.infer_preview(job)
+    return {
+        "job_id": job.id,
+        "format": preview["format"],
+        "encoding": preview["encoding"],
+        "row_count": preview["row_count"],
+        "rows": preview["rows"],
+        "inferred_columns": [
+            {
+                "name": c.name,
+                "type": c.type.value,
+                "classification": c.classification.value,
+                "is_key": c.is_key,
+                "unit": c.unit,
+                "description": c.description,
+            }
+            for c in preview["columns"]
+        ],
+    }
+
+
+@router.post(
+    "/imports/{job_id}/run",
+    response_model=ImportReport,
+    status_code=201,
+    responses={422: {"description": "The file was refused; the report lists every bad value"}},
+)
+async def run_staged(job_id: str, run_in: ImportRun, actor: CurrentActor) -> Response:
+    """Validate a staged upload and commit it as a version; ``columns`` sets the schema on a first import."""
+    from starlette.concurrency import run_in_threadpool
+
+    report = await run_in_threadpool(
+        flows.run_import,
+        maker=get_sessionmaker(get_settings().database_url),
+        actor=actor,
+        job_id=job_id,
+        mode=run_in.mode,
+        skip_bad_rows=run_in.skip_bad_rows,
+        note=run_in.note,
+        columns=run_in.columns,
+    )
+    return _report_response(report)
 
 
 @router.get("/imports/{job_id}", response_model=ImportReport)

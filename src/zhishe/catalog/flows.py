@@ -234,32 +234,8 @@ def run_import(
             raise Conflict(f"import job {job_id} is already {job.status}", detail={"job": job_id})
         pending = columns
         if pending is None and not dataset.columns:
-            pending = [
-                ColumnIn(
-                    name=c.name,
-                    type=c.type,
-                    unit=c.unit,
-                    description=c.description,
-                    is_key=c.is_key,
-                    classification=c.classification,
-                )
-                for c in infer_preview(job)["columns"]
-            ]
-        specs: list[ColumnSpec] = (
-            column_specs(dataset)
-            if pending is None
-            else [
-                ColumnSpec(
-                    name=c.name,
-                    type=c.type,
-                    unit=c.unit,
-                    description=c.description,
-                    is_key=c.is_key,
-                    classification=c.classification,
-                )
-                for c in pending
-            ]
-        )
+            pending = [ColumnIn.from_spec(c) for c in infer_preview(job)["columns"]]
+        specs: list[ColumnSpec] = column_specs(dataset) if pending is None else [c.to_spec() for c in pending]
         if not specs:
             raise Invalid(f"dataset {dataset.slug} has no columns", detail={"dataset": dataset.slug})
         job.status, job.mode, job.skip_bad_rows, job.note = "running", mode, skip_bad_rows, note
@@ -291,7 +267,7 @@ def run_import(
         )
         return _fail(maker, actor, job_id, message, report)
     if mode == "upsert":
-        dupes = ingest.duplicate_keys(result.table, keys)
+        dupes = ingest.duplicate_keys(result.table, keys, row_numbers=result.row_numbers)
         if dupes:
             listed = "; ".join(
                 f"({', '.join(f'{k}={v}' for k, v in d.key.items())}) in rows {', '.join(map(str, d.rows[:10]))}"
@@ -313,31 +289,32 @@ def run_import(
 
         pacsv.write_csv(result.reject_table(), reject_file)
     steps("writing", 0.55)
-    with maker.begin() as session:
-        start = (
-            session.execute(
-                update(Dataset)
-                .where(Dataset.id == dataset_id)
-                .values(next_row_id=Dataset.next_row_id + result.table.num_rows)
-                .returning(Dataset.next_row_id)
-            ).scalar_one()
-            - result.table.num_rows
-        )
     metadata = {
         "zhishe.job": job_id,
         "zhishe.actor": actor.username,
         "zhishe.mode": mode,
         "zhishe.note": note[:500],
     }
+    uri = lake_uri(dataset_id)
+    written: lake.WriteResult | None = None
     try:
-        written = lake.write_version(
-            lake_uri(dataset_id),
-            result.table,
-            columns=specs,
-            mode=mode,  # type: ignore[arg-type]
-            row_id_start=start,
-            metadata=metadata,
-        )
+        with maker.begin() as session:
+            # Allocating the row ids locks the dataset's row until this transaction ends. The very
+            # first write, which creates the Delta table, happens under that lock, so that two
+            # first imports never race to create the table; later writes run unlocked.
+            start = (
+                session.execute(
+                    update(Dataset)
+                    .where(Dataset.id == dataset_id)
+                    .values(next_row_id=Dataset.next_row_id + result.table.num_rows)
+                    .returning(Dataset.next_row_id)
+                ).scalar_one()
+                - result.table.num_rows
+            )
+            if not lake.table_exists(uri):
+                written = _write(uri, result.table, specs, mode, start, metadata)
+        if written is None:
+            written = _write(uri, result.table, specs, mode, start, metadata)
     except lake.LakeConflictError as exc:
         return _fail(
             maker,
@@ -366,47 +343,63 @@ def run_import(
         profile = {"error": exc.message}
     seconds = time.perf_counter() - started
     with maker.begin() as session:
-        locked = session.get(Dataset, dataset_id, with_for_update=True)
-        job = session.get(ImportJob, job_id)
-        assert locked is not None and job is not None
-        dataset = locked
-        if pending is not None:
-            set_columns(session=session, actor=actor, dataset=dataset, columns=pending)
         now = clock.now()
-        session.add(
-            DatasetVersion(
-                dataset_id=dataset_id,
-                version=written.version,
-                created_at=now,
-                actor=actor.username,
-                user_id=actor.user_id,
-                mode=mode,
-                note=note,
-                source_name=filename,
-                source_format=fmt,
-                source_encoding=result.encoding or encoding,
-                rows_in_file=result.row_count,
-                rows_rejected=len(result.bad_rows),
-                rows_inserted=written.rows_inserted,
-                rows_updated=written.rows_updated,
-                rows_deleted=written.rows_deleted,
-                row_count=written.row_count,
-                columns=[_spec_dict(c) for c in specs],
-                profile=profile,
-                reject_file=reject_file,
+        # Move the dataset to this version only if no newer one was recorded meanwhile; the UPDATE
+        # itself takes the lock, so two imports finishing together cannot both win.
+        freshness = profile.get("freshness") or {}
+        moved = session.execute(
+            update(Dataset)
+            .where(
+                Dataset.id == dataset_id,
+                (Dataset.current_version.is_(None)) | (Dataset.current_version < written.version),
             )
-        )
-        if dataset.current_version is None or written.version > dataset.current_version:
-            dataset.current_version = written.version
-            dataset.row_count = written.row_count
-            _apply_timeliness(dataset, profile)
-        dataset.updated_at = now
+            .values(
+                current_version=written.version,
+                row_count=written.row_count,
+                latest_period=_instant(freshness.get("latest_period")),
+                overdue_after=_instant(freshness.get("overdue_after")),
+                updated_at=now,
+            )
+            .returning(Dataset.id)
+        ).first()
+        current = session.get(Dataset, dataset_id, populate_existing=True)
+        job = session.get(ImportJob, job_id)
+        assert current is not None and job is not None
+        if pending is not None:
+            set_columns(session=session, actor=actor, dataset=current, columns=pending)
+        if written.committed:
+            session.add(
+                DatasetVersion(
+                    dataset_id=dataset_id,
+                    version=written.version,
+                    created_at=now,
+                    actor=actor.username,
+                    user_id=actor.user_id,
+                    mode=mode,
+                    note=note,
+                    source_name=filename,
+                    source_format=fmt,
+                    source_encoding=result.encoding or encoding,
+                    rows_in_file=result.row_count,
+                    rows_rejected=len(result.bad_rows),
+                    rows_inserted=written.rows_inserted,
+                    rows_updated=written.rows_updated,
+                    rows_deleted=written.rows_deleted,
+                    row_count=written.row_count,
+                    columns=[_spec_dict(c) for c in specs],
+                    profile=profile,
+                    reject_file=reject_file,
+                )
+            )
+        _log.info("import committed", dataset=dataset_id, version=written.version, moved=moved is not None)
         report.update(
             {
                 "rows_written": result.table.num_rows,
                 "rows_inserted": written.rows_inserted,
                 "rows_updated": written.rows_updated,
                 "rows_deleted": written.rows_deleted,
+                "rows_unchanged": written.rows_unchanged,
+                "committed": written.committed,
                 "reject_file": reject_file is not None,
                 "seconds": round(seconds, 3),
             }
@@ -419,11 +412,15 @@ def run_import(
             1.0,
         )
         job.updated_at = now
-        job.message = f"version {written.version} committed: {result.table.num_rows:,} rows"
+        job.message = (
+            f"version {written.version} committed: {result.table.num_rows:,} rows"
+            if written.committed
+            else f"no changes: every row is already as in the file; the dataset stays at version {written.version}"
+        )
         record(
             session=session,
             actor=actor,
-            action="dataset.import",
+            action="dataset.import" if written.committed else "dataset.import_unchanged",
             object_type="dataset",
             object_id=dataset_id,
             object_org_id=owner_org_id,
@@ -442,6 +439,17 @@ def run_import(
     return final
 
 
+def _write(
+    uri: str, table: Any, specs: list[ColumnSpec], mode: str, start: int, metadata: dict[str, str]
+) -> lake.WriteResult:
+    write_mode: lake.WriteMode = (
+        "upsert" if mode == "upsert" else "replace" if mode == "replace" else "append"
+    )
+    return lake.write_version(
+        uri, table, columns=specs, mode=write_mode, row_id_start=start, metadata=metadata
+    )
+
+
 def _spec_dict(spec: ColumnSpec) -> dict[str, Any]:
     return {
         "name": spec.name,
@@ -451,12 +459,6 @@ def _spec_dict(spec: ColumnSpec) -> dict[str, Any]:
         "is_key": spec.is_key,
         "classification": spec.classification.value,
     }
-
-
-def _apply_timeliness(dataset: Dataset, profile: dict[str, Any]) -> None:
-    freshness = profile.get("freshness") or {}
-    dataset.latest_period = _instant(freshness.get("latest_period"))
-    dataset.overdue_after = _instant(freshness.get("overdue_after"))
 
 
 def _instant(value: str | None) -> datetime | None:

@@ -20,6 +20,7 @@ from zhishe.core.config import get_settings
 from zhishe.core.db import get_sessionmaker
 from zhishe.core.deps import SessionDep
 from zhishe.core.errors import Invalid, ZhisheError
+from zhishe.core.pagination import is_number
 from zhishe.core.web.shell import PageActor, check_csrf, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -55,7 +56,7 @@ def catalog(
     overdue: str = "",
     after: str = "",
 ) -> Response:
-    if owner and not owner.isdigit():
+    if owner and not is_number(owner):
         raise Invalid("owner must be an organisation id", detail={"parameter": "owner"})
     page, facets = service.list_datasets(
         session=session,
@@ -184,7 +185,7 @@ def dataset_page(
         ctx["jobs"] = service.jobs_of(session=session, dataset_id=dataset.id) if ctx["can_write"] else []
     elif tab == "quality":
         versions = service.list_versions(session=session, actor=actor, dataset=dataset.id)
-        chosen = int(version) if version.isdigit() else dataset.current_version
+        chosen = int(version) if is_number(version) else dataset.current_version
         ctx["versions"] = versions
         ctx["profile_version"] = next((v for v in versions if v.version == chosen), None)
     elif tab == "preview" and readable and dataset.current_version is not None:
@@ -203,7 +204,7 @@ def dataset_page(
             session=session,
             actor=actor,
             dataset=dataset.id,
-            version=int(version) if version.isdigit() else None,
+            version=int(version) if is_number(version) else None,
             where=where,
             order=order_by,
             after=after or None,

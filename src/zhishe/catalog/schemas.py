@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from zhishe.catalog.types import Classification, ColumnType
+from zhishe.catalog.types import Classification, ColumnSpec, ColumnType
 
 __all__ = [
     "CADENCES",
@@ -20,6 +20,7 @@ __all__ = [
     "DatasetUpdate",
     "DefinitionChangeRead",
     "ImportReport",
+    "ImportRun",
     "QueryIn",
     "RowsPage",
     "SharingClass",
@@ -65,6 +66,29 @@ class ColumnIn(BaseModel):
         if value.strip() != value or value.startswith("_"):
             raise ValueError("a column name may not start with '_' or have surrounding spaces")
         return value
+
+    @classmethod
+    def from_spec(cls, spec: ColumnSpec) -> ColumnIn:
+        """The API shape of a column spec."""
+        return cls(
+            name=spec.name,
+            type=spec.type,
+            unit=spec.unit,
+            description=spec.description,
+            is_key=spec.is_key,
+            classification=spec.classification,
+        )
+
+    def to_spec(self) -> ColumnSpec:
+        """The column spec the import pipeline and the lake use."""
+        return ColumnSpec(
+            name=self.name,
+            type=self.type,
+            unit=self.unit,
+            description=self.description,
+            is_key=self.is_key,
+            classification=self.classification,
+        )
 
 
 class ColumnRead(ColumnIn):
@@ -226,6 +250,8 @@ class ImportReport(BaseModel):
     rows_inserted: int = 0
     rows_updated: int = 0
     rows_deleted: int = 0
+    rows_unchanged: int = 0
+    committed: bool = True
     issue_count: int = 0
     issues: list[IssueRead] = Field(default_factory=list)
     issues_by_column: dict[str, int] = Field(default_factory=dict)
@@ -233,6 +259,15 @@ class ImportReport(BaseModel):
     reject_file: bool = False
     progress: float = 0.0
     stage: str = ""
+
+
+class ImportRun(BaseModel):
+    """Confirm a staged upload: how to import it and, on a first import, the corrected columns."""
+
+    mode: Literal["append", "replace", "upsert"] = "append"
+    skip_bad_rows: bool = False
+    note: str = Field("", max_length=2000)
+    columns: list[ColumnIn] | None = None
 
 
 class QueryIn(BaseModel):

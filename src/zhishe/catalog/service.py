@@ -24,7 +24,7 @@ from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, authorize, can
 from zhishe.core.config import get_settings
 from zhishe.core.errors import Conflict, Forbidden, Invalid, NotFound
-from zhishe.core.pagination import Page, decode_after, encode_after
+from zhishe.core.pagination import Page, is_number, keyset_page
 
 __all__ = [
     "aggregate",
@@ -73,7 +73,7 @@ def column_specs(dataset: Dataset) -> list[ColumnSpec]:
 
 def get_or_raise(*, session: Session, dataset: int | str) -> Dataset:
     """The dataset by id or slug, or NotFound."""
-    if isinstance(dataset, int) or (isinstance(dataset, str) and dataset.isdigit()):
+    if isinstance(dataset, int) or (isinstance(dataset, str) and is_number(dataset)):
         found = session.get(Dataset, int(dataset))
     else:
         found = session.scalar(select(Dataset).where(Dataset.slug == dataset))
@@ -153,12 +153,7 @@ def list_datasets(
             stmt = stmt.where(column == value)
     if overdue:
         stmt = stmt.where(Dataset.overdue_after.is_not(None), Dataset.overdue_after < clock.now())
-    cursor = decode_after(after)
-    if cursor:
-        stmt = stmt.where(Dataset.id > int(cursor))
-    found = list(session.scalars(stmt.order_by(Dataset.id).limit(limit + 1)))
-    page = Page(found[:limit], encode_after(found[limit - 1].id) if len(found) > limit else None)
-    return page, facets
+    return keyset_page(session, stmt, Dataset.id, after=after, limit=limit), facets
 
 
 def _text_type() -> Any:
@@ -560,8 +555,20 @@ def diff_versions(
     visible = readable_columns(actor=actor, dataset=found)
     a = _version_or_latest(found, from_version)
     b = _version_or_latest(found, to_version)
+    names = {c.name for c in visible}
+    hide: set[str] = set()
+    if len(visible) < len(found.columns) or not is_owner(actor, found):
+        snapshots = session.scalars(
+            select(DatasetVersion.columns).where(
+                DatasetVersion.dataset_id == found.id, DatasetVersion.version.in_([a, b])
+            )
+        )
+        every = {c.name for c in found.columns} | {c["name"] for snap in snapshots for c in snap}
+        hide = every - names
     try:
-        result = lake.diff(lake_uri(found.id), columns=visible, from_version=a, to_version=b, sample=sample)
+        result = lake.diff(
+            lake_uri(found.id), columns=visible, from_version=a, to_version=b, sample=sample, hide=hide
+        )
     except lake.LakeError as exc:
         raise _lake_error(exc) from exc
     record(

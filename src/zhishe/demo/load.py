@@ -82,17 +82,7 @@ def load_demo(*, seed: int = 2026, households: int = 2000, quiet: bool = False) 
                     sharing_conditions=ds.sharing_conditions or "",
                     time_column=ds.time_column,
                     source=ds.source,
-                    columns=[
-                        ColumnIn(
-                            name=c.name,
-                            type=c.type,
-                            unit=c.unit,
-                            description=c.description,
-                            is_key=c.is_key,
-                            classification=c.classification,
-                        )
-                        for c in ds.columns
-                    ],
+                    columns=[ColumnIn.from_spec(c) for c in ds.columns],
                 ),
             )
     with tempfile.TemporaryDirectory() as tmp, Progress(console=console, disable=quiet) as progress:

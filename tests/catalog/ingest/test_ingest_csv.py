@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 from pathlib import Path
 
 import pyarrow as pa
@@ -227,3 +228,60 @@ def test_a_file_that_is_not_text_is_refused(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="compressed") as caught:
         read_raw(path)
     assert caught.value.code == "unsupported_format"
+
+
+def test_a_legitimate_multiline_value_in_the_last_row_is_not_an_unclosed_quote(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'name,n,day\na,1,2026-01-01\n"two\nlines",2,2026-01-02\n')
+    assert load(path, SIMPLE, timezone=TZ).table.column("name").to_pylist() == ["a", "two\nlines"]
+
+
+def test_ingest_errors_survive_pickling_for_process_pools(tmp_path: Path) -> None:
+    path = _write(tmp_path, "name,n,day\na,1\n")
+    with pytest.raises(IngestError) as caught:
+        read_raw(path)
+    copy = pickle.loads(pickle.dumps(caught.value))
+    assert (copy.code, copy.message, copy.detail) == (
+        caught.value.code,
+        caught.value.message,
+        caught.value.detail,
+    )
+    assert copy.detail["code"] == "ragged_row"
+
+
+def test_an_unknown_time_zone_is_a_programming_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, "name,n,day\na,1,2026-01-01\n")
+    with pytest.raises(ValueError, match="unknown time zone"):
+        load(path, SIMPLE, timezone="Mars/Olympus_Mons")
+
+
+def test_utf8_with_a_broken_byte_is_refused_naming_the_line_not_read_as_mojibake(tmp_path: Path) -> None:
+    text = "name,n,day\n" + "".join(f"居民{i},{i},2026-01-01\n" for i in range(50))
+    data = text.encode() + b"bad\xff,1,2026-01-01\n"
+    path = _write(tmp_path, data)
+    with pytest.raises(IngestError) as caught:
+        load(path, SIMPLE, timezone=TZ)
+    assert caught.value.code == "bad_encoding"
+    assert "line 52" in caught.value.message
+
+
+def test_gbk_with_a_broken_byte_is_refused_naming_the_line_not_read_as_another_encoding(
+    tmp_path: Path,
+) -> None:
+    text = "name,n,day\n" + "".join(f"居民{i},{i},2026-01-01\n" for i in range(50))
+    path = _write(tmp_path, text.encode("gbk") + b"bad\xff,1,2026-01-01\n")
+    with pytest.raises(IngestError) as caught:
+        load(path, SIMPLE, timezone=TZ)
+    assert caught.value.code == "bad_encoding"
+    assert "not valid gb18030 text: line 52" in caught.value.message
+
+
+def test_a_wrong_encoding_from_the_caller_is_corrected_before_the_header_is_read(tmp_path: Path) -> None:
+    path = _write(tmp_path, "站点,日期,数值\n东四,2026-01-01,1\n", encoding="gbk")
+    columns = [
+        ColumnSpec("站点", ColumnType.STRING),
+        ColumnSpec("日期", ColumnType.DATE),
+        ColumnSpec("数值", ColumnType.INTEGER),
+    ]
+    result = load(path, columns, timezone=TZ, encoding="utf-8")
+    assert result.encoding == "gb18030" and result.table.num_rows == 1
+    assert read_raw(path, encoding="utf-8").columns == ["站点", "日期", "数值"]

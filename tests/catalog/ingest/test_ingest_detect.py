@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from zhishe.catalog.ingest import IngestError, detect_encoding, detect_format
+from zhishe.catalog.ingest import IngestError, detect_encoding, detect_format, read_raw
 
 
 def _xlsx_bytes() -> bytes:
@@ -105,3 +106,11 @@ def test_western_single_byte_text_is_not_read_as_chinese() -> None:
     encoding = detect_encoding(text.encode("cp1252"))
     assert encoding != "gb18030"
     assert text.encode("cp1252").decode(encoding).startswith("name,city\nMüller 0,Köln")
+
+
+def test_a_given_gbk_encoding_is_read_as_its_superset_and_unknown_names_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_bytes("名字\n张三\n".encode("gbk"))
+    assert read_raw(path, encoding="GBK").encoding == "gb18030"
+    with pytest.raises(ValueError, match="unknown text encoding"):
+        read_raw(path, encoding="klingon-8")

@@ -1,8 +1,10 @@
-"""The CSV fast path (pyarrow parses while it reads) accepts and converts exactly what the rules do.
+"""The fast ways accept and convert exactly what the rules do.
 
-Whenever the fast path produces a result, the full text validation of the same file must produce the
-same table with no issues; when the fast path declines, `load` falls back to the full validation,
-so those cases agree by construction.
+* The CSV fast path (pyarrow parses while it reads): whenever it produces a result, the full text
+  validation of the same file must produce the same table with no issues; when it declines, `load`
+  falls back to the full validation, so those cases agree by construction.
+* The shortcuts inside the text rules (Arrow's casts for plain integers, dates and ISO date-times)
+  must agree value for value with the rules' own implementation.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from hypothesis import strategies as st
 from zhishe.catalog.ingest import load, read_raw, validate
 from zhishe.catalog.ingest._csv import open_csv
 from zhishe.catalog.ingest.validation import _fast_csv
+from zhishe.catalog.ingest.values import convert_text
 from zhishe.catalog.types import ColumnSpec, ColumnType
 
 TZ = "Asia/Shanghai"
@@ -229,3 +232,24 @@ def test_fast_path_result_is_typed_by_the_schema(tmp_path: Path) -> None:
     result = load(path, columns, timezone=TZ)
     assert result.bad_rows == [1]  # pyarrow would have read 0x10 as 16
     assert result.table.schema == pa.schema([("b", pa.bool_()), ("i", pa.int64())])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from([ColumnType.INTEGER, ColumnType.DATE, ColumnType.DATETIME]).flatmap(
+        lambda t: st.tuples(
+            st.just(t), st.lists(st.one_of(GOOD[t], st.sampled_from(TRICKY)), min_size=1, max_size=6)
+        )
+    ),
+    st.sampled_from(["Asia/Shanghai", "Europe/Berlin", "UTC"]),
+)
+def test_rule_shortcuts_agree_with_the_rules_own_implementation(
+    case: tuple[ColumnType, list[str]], timezone: str
+) -> None:
+    column_type, values = case
+    for batch in [values, *([v] for v in values)]:  # together, and each alone (the shortcut applies more)
+        text = pa.chunked_array([batch], pa.string())
+        quick = convert_text(column_type, text, timezone=timezone)
+        rule = convert_text(column_type, text, timezone=timezone, shortcuts=False)
+        assert quick.bad.to_pylist() == rule.bad.to_pylist(), batch
+        assert quick.values.to_pylist() == rule.values.to_pylist(), batch

@@ -422,3 +422,21 @@ def test_aggregate_limit_marks_truncation(ten: str) -> None:
     result = aggregate(ten, columns=COLUMNS, group_by=["id"], measures=[("count", None)], limit=4)
     assert result.num_rows == 4
     assert result.schema.metadata[b"zhishe.truncated"] == b"true"
+
+
+def test_infinite_values_are_found_although_the_log_cannot_hold_them(uri: str, writer: Writer) -> None:
+    # JSON statistics have no -inf, so the file's logged minimum is missing; it must not be pruned.
+    writer([make_row(1, amount=None), make_row(2, amount=0.0), make_row(3, amount=float("-inf"))])
+    assert ids({"column": "amount", "op": "<", "value": 0}, uri) == [3]
+    assert ids({"column": "amount", "op": "<", "value": "-1e308"}, uri) == [3]
+
+
+def test_nan_matches_no_comparison_and_not_is_the_complement(uri: str, writer: Writer) -> None:
+    writer([make_row(1, amount=float("nan")), make_row(2, amount=5.0), make_row(3, amount=None)])
+    assert ids({"column": "amount", "op": ">", "value": 1}, uri) == [2]
+    assert ids({"column": "amount", "op": "!=", "value": 1}, uri) == [2]
+    assert ids({"column": "amount", "op": "not_in", "value": [1]}, uri) == [2]
+    assert ids({"not": {"column": "amount", "op": ">", "value": 1}}, uri) == [1, 3]
+    assert ids({"column": "amount", "op": "not_null"}, uri) == [1, 2]
+    with pytest.raises(LakeQueryError, match="NaN"):
+        ids({"column": "amount", "op": "=", "value": "NaN"}, uri)

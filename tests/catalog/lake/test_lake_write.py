@@ -64,13 +64,26 @@ def test_append_assigns_row_ids_in_order_from_row_id_start(uri: str) -> None:
     assert [(r[ROW_ID], r["id"]) for r in all_rows(uri)] == [(100, 0), (101, 1), (102, 2), (103, 9)]
 
 
-def test_row_id_start_at_or_below_the_largest_id_is_refused(uri: str) -> None:
+def test_row_ids_already_in_the_table_are_refused(uri: str) -> None:
     write_version(uri, table_of([make_row(1)]), columns=COLUMNS, mode="append", row_id_start=10, metadata={})
-    with pytest.raises(LakeDataError, match="largest row id 10"):
-        write_version(
-            uri, table_of([make_row(2)]), columns=COLUMNS, mode="append", row_id_start=10, metadata={}
-        )
+    for mode in ("append", "replace", "upsert"):
+        with pytest.raises(LakeDataError, match=r"row ids 8\.\.10 are already used by 1 row"):
+            write_version(
+                uri,
+                table_of([make_row(i) for i in (2, 3, 4)]),
+                columns=COLUMNS,
+                mode=mode,  # type: ignore[arg-type]
+                row_id_start=8,
+                metadata={},
+            )
     assert next_row_id(uri) == 11
+
+
+def test_row_ids_below_the_largest_are_accepted_when_unused(uri: str) -> None:
+    # Two writers allocated 100.. and 200..; the second committed first.
+    write_version(uri, table_of([make_row(1)]), columns=COLUMNS, mode="append", row_id_start=200, metadata={})
+    write_version(uri, table_of([make_row(2)]), columns=COLUMNS, mode="append", row_id_start=100, metadata={})
+    assert sorted(r[ROW_ID] for r in all_rows(uri)) == [100, 200]
 
 
 def test_replace_overwrites_every_row_as_a_new_version(uri: str, writer: Writer) -> None:
@@ -143,6 +156,23 @@ def test_commit_metadata_is_listed_with_each_version_newest_first(uri: str, writ
     assert [v.num_rows for v in listed] == [1, 1]
     assert all(v.timestamp.tzinfo is UTC for v in listed)
     assert abs((datetime.now(UTC) - listed[0].timestamp).total_seconds()) < 120
+
+
+def test_versions_know_the_row_count_after_each_kind_of_commit(uri: str, writer: Writer) -> None:
+    writer([make_row(i) for i in range(4)])  # 4
+    writer([make_row(9)])  # 5
+    writer([make_row(1, name="x"), make_row(20), make_row(21)], mode="upsert")  # 7
+    compact(uri)  # 7
+    writer([make_row(i) for i in range(3)], mode="replace")  # 3
+    listed = versions(uri)
+    assert [(v.operation, v.num_rows) for v in listed] == [
+        ("WRITE", 3),
+        ("OPTIMIZE", 7),
+        ("MERGE", 7),
+        ("WRITE", 5),
+        ("WRITE", 4),
+    ]
+    assert [v.num_rows for v in versions(uri, limit=2)] == [3, 7]
 
 
 def test_metadata_must_be_strings(uri: str) -> None:

@@ -8,6 +8,7 @@ read again with Python's csv module to name the row and line.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Sequence
@@ -46,6 +47,7 @@ class CsvSource:
 
     @property
     def arrow_encoding(self) -> str:
+        """The encoding as pyarrow.csv names it (it reads UTF-8 itself, and skips a BOM)."""
         return "utf8" if self.encoding in ("utf-8", "utf-8-sig") else self.encoding
 
 
@@ -61,11 +63,12 @@ def _first_record(text: str, delimiter: str) -> list[str] | None:
 
 
 def open_csv(path: Path, *, fmt: str, encoding: str) -> CsvSource:
-    """Read and check the header of a CSV/TSV file."""
+    """Read and check the header of a CSV/TSV file (UnicodeError if the start of the file is not
+    valid in `encoding`)."""
     delimiter = "\t" if fmt == "tsv" else ","
     with path.open("rb") as f:
         head = f.read(_HEAD_BYTES)
-    text = head.decode(encoding, errors="replace")
+    text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)  # UnicodeError if wrong
     if text.startswith("\ufeff"):
         text = text[1:]
     if not text.strip():

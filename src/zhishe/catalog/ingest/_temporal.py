@@ -100,10 +100,11 @@ def _date_parts(parts: pa.ChunkedArray) -> _DateParts:
     return _DateParts(matched, chunked(real), days)
 
 
-def convert_date(text: pa.ChunkedArray) -> Converted:
-    """The date rule. Plain YYYY-MM-DD columns are cast by Arrow, which checks the calendar."""
+def convert_date(text: pa.ChunkedArray, *, shortcuts: bool = True) -> Converted:
+    """The date rule. Plain YYYY-MM-DD columns are cast by Arrow, which checks the calendar
+    (unless `shortcuts` is false: then the rule's own arithmetic does everything)."""
     t, canonical = checked(text, _DATE_CANONICAL_RE)
-    if all_true(canonical):
+    if shortcuts and all_true(canonical):
         try:
             values = chunked(pc.cast(t, pa.date32()))
         except pa.ArrowInvalid:
@@ -214,15 +215,16 @@ def _datetime_canonical(t: pa.ChunkedArray, timezone: str) -> _Instants | None:
     return None
 
 
-def convert_datetime(text: pa.ChunkedArray, timezone: str) -> Converted:
-    """The datetime rule; naive values are local times in `timezone`."""
+def convert_datetime(text: pa.ChunkedArray, timezone: str, *, shortcuts: bool = True) -> Converted:
+    """The datetime rule; naive values are local times in `timezone`. Common shapes are parsed
+    by Arrow unless `shortcuts` is false."""
     t = chunked(pc.utf8_trim_whitespace(text))
-    instants = _datetime_canonical(t, timezone)
+    instants = _datetime_canonical(t, timezone) if shortcuts else None
     if instants is None:
         prepared = nullify(t)
         if prepared is not t:
             t = prepared
-            instants = _datetime_canonical(t, timezone)
+            instants = _datetime_canonical(t, timezone) if shortcuts else None
     if instants is None or any_true(instants.nonexistent):
         instants = _datetime_parts(t, timezone).instants
     ok = in_range(instants.utc_us, _MIN_US, _MAX_US)

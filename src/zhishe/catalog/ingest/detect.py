@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from pathlib import PurePath
 
 import charset_normalizer
@@ -17,7 +18,7 @@ import orjson
 
 from zhishe.catalog.ingest.errors import IngestError
 
-__all__ = ["FORMATS", "detect_encoding", "detect_format"]
+__all__ = ["FORMATS", "detect_encoding", "detect_format", "normalise_encoding", "sniff_delimiter"]
 
 #: The formats `read_raw` can read.
 FORMATS: tuple[str, ...] = ("csv", "tsv", "xlsx", "json", "ndjson", "parquet")
@@ -37,6 +38,7 @@ _EXTENSIONS = {
 _TEXT_EXTENSIONS = (".csv", ".tsv", ".tab", ".txt", "")
 _CHINESE = {"gb18030", "gbk", "gb2312", "hz", "cp936", "euc_cn", "big5", "big5hkscs", "cp950"}
 _TRADITIONAL = {"big5", "big5hkscs", "cp950"}
+_HANZI = re.compile("[\u4e00-\u9fff]")
 
 
 def _decodes(data: bytes, encoding: str) -> bool:
@@ -48,13 +50,33 @@ def _decodes(data: bytes, encoding: str) -> bool:
     return True
 
 
+def _damaged_utf8(data: bytes) -> bool:
+    """UTF-8 text with a few broken bytes, rather than text in another encoding.
+
+    Reading it as GB18030 would turn every Chinese character into mojibake; it is better called
+    UTF-8 and refused where it breaks. GBK text read as UTF-8 is almost all replacement characters.
+    """
+    text = data.decode("utf-8", errors="replace")
+    broken = text.count("\ufffd")
+    extra_bytes = len(text.encode("utf-8")) - len(text) - 2 * broken  # of well-formed characters
+    return broken > 0 and extra_bytes >= 40 * broken
+
+
+def _damaged_gb18030(data: bytes) -> bool:
+    """Chinese GB18030 text with a few broken bytes: refused where it breaks, not read as mojibake."""
+    text = data.decode("gb18030", errors="replace")
+    broken = text.count("\ufffd")
+    return len(_HANZI.findall(text)) >= 20 * broken > 0
+
+
 def detect_encoding(data: bytes) -> str:
     """The text encoding of `data` (the start of a file or all of it), as a Python codec name.
 
-    "utf-8-sig" when the data starts with a UTF-8 byte-order mark, "utf-8" when it is valid UTF-8,
-    "gb18030" when it is valid GB18030 (a superset of GBK: Chinese text is never misread as
-    mojibake), and otherwise the single-byte encoding charset-normalizer finds most likely. UTF-16
-    and UTF-32 files are refused with an IngestError asking for UTF-8.
+    "utf-8-sig" when the data starts with a UTF-8 byte-order mark; "utf-8" when it is valid UTF-8
+    (or UTF-8 with a few broken bytes, which reading then refuses); "gb18030" when it is valid
+    GB18030, a superset of GBK, or nearly so (Chinese text is never misread as mojibake); and
+    otherwise the encoding charset-normalizer finds most likely. UTF-16 and UTF-32 files are
+    refused with an IngestError asking for UTF-8.
     """
     if data.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
@@ -63,13 +85,13 @@ def detect_encoding(data: bytes) -> str:
             "unsupported_encoding",
             "the file is UTF-16 or UTF-32 encoded; save it as UTF-8 (or GBK) and upload it again",
         )
-    if _decodes(data, "utf-8"):
+    if _decodes(data, "utf-8") or _damaged_utf8(data):
         return "utf-8"
     best = charset_normalizer.from_bytes(data[: 1 << 20]).best()
     guess = codecs.lookup(best.encoding).name.replace("-", "_") if best is not None else None
     if _decodes(data, "gb18030") and guess not in _TRADITIONAL:
         return "gb18030"
-    if guess in _CHINESE - _TRADITIONAL:
+    if guess in _CHINESE - _TRADITIONAL or (guess not in _TRADITIONAL and _damaged_gb18030(data)):
         return "gb18030"
     if guess is None or guess.startswith(("utf_16", "utf_32")):
         raise IngestError(
@@ -77,6 +99,18 @@ def detect_encoding(data: bytes) -> str:
             "the file's text encoding could not be recognised; save it as UTF-8 and try again",
         )
     return guess
+
+
+def normalise_encoding(name: str) -> str:
+    """A caller's encoding name as Python's codec name; GBK and GB2312 become their superset GB18030.
+
+    Raises ValueError for a name Python does not know.
+    """
+    try:
+        codec = codecs.lookup(name).name
+    except LookupError:
+        raise ValueError(f"unknown text encoding {name!r}") from None
+    return "gb18030" if codec in ("gbk", "gb2312", "cp936") else codec
 
 
 def _strip_bom(head: bytes) -> bytes:

@@ -17,7 +17,7 @@ from zhishe.catalog.ingest._csv import CsvSource, open_csv, read_csv
 from zhishe.catalog.ingest._json import read_json
 from zhishe.catalog.ingest._parquet import read_parquet, text_view
 from zhishe.catalog.ingest._xlsx import read_xlsx
-from zhishe.catalog.ingest.detect import FORMATS, detect_encoding, detect_format
+from zhishe.catalog.ingest.detect import FORMATS, detect_encoding, detect_format, normalise_encoding
 from zhishe.catalog.ingest.errors import IngestError
 
 __all__ = ["BINARY", "RawTable", "read_raw"]
@@ -75,38 +75,50 @@ def inspect_file(path: str | os.PathLike[str], *, fmt: str | None, encoding: str
         raise IngestError("unsupported_format", f"unsupported format {fmt!r}; use one of {known}")
     if fmt not in _TEXT_FORMATS:
         return FileInfo(path, fmt, BINARY)
-    encoding = encoding or detect_encoding(head)
+    encoding = normalise_encoding(encoding) if encoding else detect_encoding(head)
     text = head.decode(encoding, errors="replace")
     if not text.lstrip("\ufeff").strip():
         raise IngestError("empty_file", "the file is empty")
     return FileInfo(path, fmt, encoding)
 
 
-def _redetect(info: FileInfo, problem: str) -> FileInfo:
+def redetect(info: FileInfo, problem: str) -> FileInfo:
     """After the text failed to decode: the encoding the whole file has, if that is another one.
 
     The encoding given or detected from the start of a file is only a good guess (the first
     megabyte of a GBK file may be plain ASCII), and a file that does not decode in it cannot be
     read in it anyway.
     """
-    encoding = detect_encoding(info.path.read_bytes())
+    data = info.path.read_bytes()
+    encoding = detect_encoding(data)
     if encoding != info.encoding:
         return FileInfo(info.path, info.format, encoding)
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise IngestError(
+            "bad_encoding",
+            f"the file is not valid {encoding} text: line {line} has bytes that are not "
+            f"{encoding} ({data[exc.start : exc.start + 4]!r}); save the file as UTF-8 and upload it again",
+            encoding=encoding,
+            line=line,
+        ) from None
     raise IngestError(
         "bad_encoding",
-        f"the file is not valid {info.encoding} text ({problem}); save it as UTF-8 and upload it again",
-        encoding=info.encoding,
+        f"the file is not valid {encoding} text ({problem}); save it as UTF-8 and upload it again",
+        encoding=encoding,
     )
 
 
 def read_csv_text(info: FileInfo) -> tuple[pa.Table, CsvSource]:
     """A CSV/TSV file with every column as text; the encoding is re-detected once if it fails."""
     while True:
-        source = open_csv(info.path, fmt=info.format, encoding=info.encoding)
         try:
+            source = open_csv(info.path, fmt=info.format, encoding=info.encoding)
             table = read_csv(source, dict.fromkeys(source.names, pa.string()))
         except UnicodeError as exc:
-            info = _redetect(info, str(exc))
+            info = redetect(info, str(exc))
             continue
         return table, source
 
@@ -131,7 +143,7 @@ def read_file(info: FileInfo) -> RawTable:
         try:
             table, nested = read_json(info.path, fmt=info.format, encoding=info.encoding)
         except UnicodeDecodeError as exc:
-            info = _redetect(info, str(exc))
+            info = redetect(info, str(exc))
             return read_file(info)
     else:
         typed = read_parquet(info.path)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import zoneinfo
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ import pyarrow.compute as pc
 from zhishe.catalog.ingest._csv import ConversionFailed, CsvSource, open_csv, read_csv
 from zhishe.catalog.ingest.errors import IngestError
 from zhishe.catalog.ingest.keys import one_to
-from zhishe.catalog.ingest.raw import RawTable, inspect_file, read_file
+from zhishe.catalog.ingest.raw import RawTable, inspect_file, read_file, redetect
 from zhishe.catalog.ingest.values import (
     FALSE_TOKENS,
     NULL_TOKENS,
@@ -167,45 +168,49 @@ def _result(
         any_bad = pc.or_(any_bad, c.bad)
     keep = pc.invert(any_bad)
     bad_index = pc.indices_nonzero(any_bad)
-    pieces = []
+    bad_count = len(bad_index)
+    rejects = text.select(file_columns).take(bad_index)
+    # Every bad row has at least one issue, so the first `max_issues` issues lie in as many rows.
+    head = max(0, min(max_issues, bad_count))
+    head_rows = pc.add(pc.cast(bad_index.slice(0, head), pa.int64()), 1)
+    listed: list[tuple[int, int, str, str]] = []  # row, column position, value, reason
+    reason: pa.Array | None = None
     for position, (spec, conv, count) in enumerate(zip(columns, converted, counts, strict=True)):
         if not count:
             continue
-        index = pc.indices_nonzero(conv.bad)
-        values = text.column(spec.name).take(index).combine_chunks()
+        in_bad_rows = _array(pc.filter(conv.bad, any_bad))  # aligned with the rows of `rejects`
+        values = _array(pc.filter(rejects.column(spec.name), in_bad_rows))
         reasons = explain(spec.type, values, timezone=timezone)
         if spec.name in nested and spec.type != ColumnType.POINT:
-            is_nested = nested[spec.name].take(index)
-            nested_reason = pc.binary_join_element_wise(shown(values), _NESTED_REASON, " ")
-            reasons = pc.if_else(is_nested, nested_reason, reasons)
-        pieces.append(
-            pa.table(
-                {
-                    "row": pc.add(pc.cast(index, pa.int64()), 1),
-                    "col": pa.repeat(pa.scalar(position, pa.int32()), count),
-                    "value": values,
-                    "reason": reasons,
-                    "message": pc.binary_join_element_wise(spec.name, reasons, ": "),
-                }
-            )
+            is_nested = pc.filter(pc.filter(nested[spec.name], any_bad), in_bad_rows)
+            nested_reasons = pc.binary_join_element_wise(shown(values), _NESTED_REASON, " ")
+            reasons = _array(pc.if_else(is_nested, nested_reasons, reasons))
+        in_head = in_bad_rows.slice(0, head)
+        listed_count = int(pc.sum(in_head).as_py() or 0)
+        listed += zip(
+            pc.filter(head_rows, in_head).to_pylist(),
+            [position] * listed_count,
+            values.slice(0, listed_count).to_pylist(),
+            reasons.slice(0, listed_count).to_pylist(),
+            strict=True,
         )
-    issues_table = pa.concat_tables(pieces).sort_by([("row", "ascending"), ("col", "ascending")])
+        said = pc.replace_with_mask(pa.nulls(bad_count, pa.string()), in_bad_rows, reasons)
+        said = pc.binary_join_element_wise(f"{spec.name}: ", said, "")
+        reason = (
+            said if reason is None else pc.binary_join_element_wise(reason, said, "; ", null_handling="skip")
+        )
     names = [c.name for c in columns]
-    listed = issues_table.slice(0, max_issues).select(["row", "col", "value", "reason"]).to_pylist()
-    issues = [ImportIssue(i["row"], names[i["col"]], i["value"], i["reason"]) for i in listed]
-    grouped = (
-        issues_table.select(["row", "message"])
-        .group_by("row", use_threads=False)
-        .aggregate([("message", "list")])
-    )
-    rejects = text.select(file_columns).take(bad_index)
+    listed.sort(key=lambda issue: (issue[0], issue[1]))
+    issues = [
+        ImportIssue(row, names[col], value, why) for row, col, value, why in listed[: max(0, max_issues)]
+    ]
     rejects = rejects.append_column("_row", pc.add(pc.cast(bad_index, pa.int64()), 1))
-    rejects = rejects.append_column("_reason", pc.binary_join(grouped.column("message_list"), "; "))
+    rejects = rejects.append_column("_reason", reason)
     return LoadResult(
         table=table.filter(keep),
         bad_rows=rejects.column("_row").to_pylist(),
         issues=issues,
-        issue_count=issues_table.num_rows,
+        issue_count=sum(counts),
         issues_by_column={spec.name: n for spec, n in zip(columns, counts, strict=True) if n},
         row_count=rows,
         format=fmt,
@@ -213,6 +218,10 @@ def _result(
         row_numbers=pc.add(pc.cast(pc.indices_nonzero(keep), pa.int64()), 1),
         _rejects=rejects,
     )
+
+
+def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def _check_timezone(timezone: str) -> None:
@@ -242,6 +251,14 @@ def _conflict(spec: ColumnSpec, kind: pa.DataType) -> IngestError:
     )
 
 
+def _check_types(typed: pa.Table, columns: list[ColumnSpec]) -> None:
+    """IngestError for the first Parquet column whose type cannot hold the declared type."""
+    for spec in columns:
+        empty = typed.column(spec.name).slice(0, 0)
+        if convert_typed(spec.type, empty, timezone="UTC", text=_EMPTY) is None:
+            raise _conflict(spec, empty.type)
+
+
 def validate(
     raw: RawTable,
     columns: list[ColumnSpec],
@@ -257,14 +274,7 @@ def validate(
     _check_timezone(timezone)
     check_columns(raw.columns, columns)
     if raw.typed is not None:
-        for spec in columns:
-            if (
-                convert_typed(
-                    spec.type, raw.typed.column(spec.name).slice(0, 0), timezone=timezone, text=_EMPTY
-                )
-                is None
-            ):
-                raise _conflict(spec, raw.typed.column(spec.name).type)
+        _check_types(raw.typed, columns)
 
     def convert(spec: ColumnSpec) -> Converted:
         text = raw.table.column(spec.name)
@@ -310,13 +320,20 @@ def _fast_csv(source: CsvSource, columns: list[ColumnSpec], *, fmt: str, timezon
     if table.num_rows == 0:
         raise IngestError("header_only", "the file has a header row but no data rows")
 
+    declined = threading.Event()  # one bad value is enough: the other columns need not be done
+
     def convert(spec: ColumnSpec) -> Converted | None:
+        if declined.is_set():
+            return None
         column = table.column(spec.name)
         if spec.type in _NATIVE:
             conv = convert_typed(spec.type, column, timezone=timezone)
         else:
             conv = convert_text(spec.type, column, timezone=timezone)
-        return None if conv is None or pc.any(conv.bad).as_py() else conv
+        if conv is None or pc.any(conv.bad).as_py():
+            declined.set()
+            return None
+        return conv
 
     results = _in_parallel([functools.partial(convert, spec) for spec in columns])
     converted = [conv for conv in results if conv is not None]
@@ -353,7 +370,11 @@ def load(
     _check_timezone(timezone)
     info = inspect_file(path, fmt=fmt, encoding=encoding)
     if info.format in ("csv", "tsv"):
-        source = open_csv(info.path, fmt=info.format, encoding=info.encoding)
+        try:
+            source = open_csv(info.path, fmt=info.format, encoding=info.encoding)
+        except UnicodeError as exc:
+            info = redetect(info, str(exc))
+            source = open_csv(info.path, fmt=info.format, encoding=info.encoding)
         check_columns(source.names, columns)
         result = _fast_csv(source, columns, fmt=info.format, timezone=timezone)
         if result is not None:

@@ -6,7 +6,7 @@ run in DuckDB over a version's Arrow dataset, with SQL built as sqlglot expressi
 value bound as a parameter. Nothing here touches the metadata database or HTTP.
 """
 
-from zhishe.catalog.lake.diff import VersionDiff, diff
+from zhishe.catalog.lake.diffing import VersionDiff, diff
 from zhishe.catalog.lake.errors import (
     LakeConflictError,
     LakeDataError,
@@ -15,9 +15,9 @@ from zhishe.catalog.lake.errors import (
     LakeQueryError,
     LakeSchemaError,
 )
-from zhishe.catalog.lake.export import ExportFormat, export
+from zhishe.catalog.lake.exporting import ExportFormat, export
 from zhishe.catalog.lake.filters import And, Condition, Filter, Not, Op, Or, filter_to_json, parse_filter
-from zhishe.catalog.lake.profile import profile
+from zhishe.catalog.lake.profiling import profile
 from zhishe.catalog.lake.query import Direction, Measure, Page, TimeUnit, aggregate, count, read
 from zhishe.catalog.lake.render import json_value, rows_to_dicts
 from zhishe.catalog.lake.store import (

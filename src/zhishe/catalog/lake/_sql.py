@@ -6,6 +6,7 @@ sqlglot); every value is a named ``$pN`` parameter bound by DuckDB, cast to the 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -62,6 +63,11 @@ class Params:
     def typed(self, spec: ColumnSpec, value: Any) -> exp.Expr:
         """A placeholder for `value` coerced to `spec`'s type (LakeQueryError when it cannot be)."""
         coerced = coerce_value(spec, value)
+        if isinstance(coerced, float) and math.isnan(coerced):
+            raise LakeQueryError(
+                f"column {spec.name!r}: NaN cannot be compared; it matches no comparison",
+                detail={"column": spec.name, "value": repr(value)},
+            )
         return self.bind(coerced, SQL_TYPES[ColumnType(spec.type)])
 
 
@@ -106,6 +112,19 @@ def compile_filter(where: Filter, known: Known, params: Params, *, table: str | 
 
 def _condition(cond: Condition, known: Known, params: Params, *, table: str | None) -> exp.Expr:
     spec = known.get(cond.column)
+    condition = _comparison(cond, spec, params, table=table)
+    if ColumnType(spec.type) == ColumnType.DECIMAL and cond.op not in ("is_null", "not_null"):
+        # NaN matches no comparison, like NULL. Said explicitly, because a comparison pushed
+        # down into the Arrow scan follows IEEE rules while DuckDB sorts NaN above +inf.
+        return exp.and_(condition, exp.Not(this=_isnan(col(spec.name, table))))
+    return condition
+
+
+def _isnan(column: exp.Expr) -> exp.Expr:
+    return exp.Anonymous(this="isnan", expressions=[column])
+
+
+def _comparison(cond: Condition, spec: ColumnSpec, params: Params, *, table: str | None) -> exp.Expr:
     column = col(spec.name, table)
     kind = ColumnType(spec.type)
     op = cond.op

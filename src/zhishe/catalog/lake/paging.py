@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -134,33 +135,77 @@ def after_condition(
     same_so_far: list[exp.Expr] = []
     for key, value in zip(keys, values, strict=True):
         column = col(key.spec.name, table)
-        bound = None if value is None else params.bind(value, SQL_TYPES[ColumnType(key.spec.type)])
-        later = _later(key, column, bound)
+        state = _state(key, value, params)
+        later = _later(key, column, state)
         if later is not None:
             terms.append(exp.and_(*same_so_far, later) if same_so_far else later)
-        if bound is None:
-            same_so_far.append(exp.Is(this=column, expression=exp.Null()))
-        else:
-            same_so_far.append(exp.EQ(this=column.copy(), expression=bound.copy()))
+        same_so_far.append(_same(column, state))
     if not terms:
         return exp.false()
     return exp.or_(*terms)
 
 
-def _later(key: SortKey, column: exp.Column, bound: exp.Expr | None) -> exp.Expr | None:
-    """Values of one column that sort strictly after the bound value (None: a NULL value).
+@dataclass(frozen=True, slots=True)
+class _Value:
+    """A sort value as the keyset sees it: NULL, NaN, or an ordinary value bound as a parameter."""
 
-    Returns None when nothing sorts after it.
+    null: bool = False
+    nan: bool = False
+    bound: exp.Expr | None = None
+
+
+def _state(key: SortKey, value: Any, params: Params) -> _Value:
+    if value is None:
+        return _Value(null=True)
+    if isinstance(value, float) and math.isnan(value):
+        return _Value(nan=True)
+    return _Value(bound=params.bind(value, SQL_TYPES[ColumnType(key.spec.type)]))
+
+
+def _is_null(column: exp.Expr) -> exp.Expr:
+    return exp.Is(this=column.copy(), expression=exp.Null())
+
+
+def _is_nan(column: exp.Expr) -> exp.Expr:
+    return exp.Anonymous(this="isnan", expressions=[column.copy()])
+
+
+def _same(column: exp.Expr, state: _Value) -> exp.Expr:
+    if state.null:
+        return _is_null(column)
+    if state.nan:
+        return _is_nan(column)
+    assert state.bound is not None
+    return exp.EQ(this=column.copy(), expression=state.bound.copy())
+
+
+def _later(key: SortKey, column: exp.Expr, state: _Value) -> exp.Expr | None:
+    """Values of one column that sort strictly after `state`; None when nothing does.
+
+    The order is: values, then NaN (numbers only), then NULL; reversed for descending keys.
+    NaN is spelt out with isnan(): a comparison pushed down into the Arrow scan follows IEEE
+    rules (NaN compares false), while DuckDB sorts NaN above +inf.
     """
+    decimal = ColumnType(key.spec.type) == ColumnType.DECIMAL
     if key.spec.name == ROW_ID:  # never null
-        assert bound is not None
+        assert state.bound is not None
         builder = exp.LT if key.desc else exp.GT
-        return builder(this=column, expression=bound)
-    is_null = exp.Is(this=column.copy(), expression=exp.Null())
-    if key.desc:  # NULLS FIRST: null sorts before everything
-        if bound is None:
-            return exp.Not(this=is_null)
-        return exp.LT(this=column, expression=bound)
-    if bound is None:  # NULLS LAST: nothing sorts after null
+        return builder(this=column.copy(), expression=state.bound.copy())
+    if key.desc:  # NULL first, then NaN, then values downwards
+        if state.null:
+            return exp.Not(this=_is_null(column))
+        if state.nan:
+            return exp.and_(exp.Not(this=_is_null(column)), exp.Not(this=_is_nan(column)))
+        assert state.bound is not None
+        below = exp.LT(this=column.copy(), expression=state.bound.copy())
+        return exp.and_(below, exp.Not(this=_is_nan(column))) if decimal else below
+    if state.null:  # values upwards, then NaN, then NULL: nothing sorts after NULL
         return None
-    return exp.Paren(this=exp.or_(exp.GT(this=column, expression=bound), is_null))
+    if state.nan:
+        return _is_null(column)
+    assert state.bound is not None
+    above: list[exp.Expr] = [exp.GT(this=column.copy(), expression=state.bound.copy())]
+    if decimal:
+        above.append(_is_nan(column))
+    above.append(_is_null(column))
+    return exp.Paren(this=exp.or_(*above))

@@ -1,13 +1,17 @@
 """The platform's one read function, plus counts and chart aggregates, all run by DuckDB.
 
-A read runs in two steps over one snapshot (`DeltaTable.to_pyarrow_dataset()`): DuckDB finds
-the page's row ids reading only the sort and filter columns, then the page's rows are fetched
-by row id from the same snapshot, so wide rows are only read for the rows on the page.
+A read runs in two steps over one snapshot (the version's Arrow dataset): DuckDB finds the
+page's row ids reading only the sort and filter columns, then the page's rows are fetched by
+row id from the same snapshot, so wide rows are only read for the rows on the page. When the
+first sort column has row-group statistics, the first step is tried with a bound on it that
+lets the scan skip most row groups (see `_bounds`); a bounded answer is only used when it is
+provably the right one.
 """
 
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,12 +20,14 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pds
 from sqlglot import exp
 
-from zhishe.catalog.lake._snapshot import as_filter, open_snapshot, select_names
-from zhishe.catalog.lake._sql import Known, Params, col, compile_filter, duck, run
-from zhishe.catalog.lake._table import Uri
+from zhishe.catalog.lake._bounds import bound_for, column_ranges
+from zhishe.catalog.lake._snapshot import Snapshot, as_filter, open_snapshot, select_names
+from zhishe.catalog.lake._sql import SQL_TYPES, Known, Params, col, compile_filter, duck, run
+from zhishe.catalog.lake._table import Uri, dataset
 from zhishe.catalog.lake.errors import LakeQueryError
 from zhishe.catalog.lake.filters import Filter, filter_to_json
 from zhishe.catalog.lake.paging import (
+    SortKey,
     after_condition,
     decode_token,
     encode_token,
@@ -91,41 +97,80 @@ def read(
     condition = as_filter(where)
     keys = sort_keys(order, known)
     shape = shape_of(keys, filter_to_json(condition) if condition is not None else None)
-    params = Params()
-    conditions: list[exp.Expr] = []
-    if condition is not None:
-        conditions.append(compile_filter(condition, known, params))
-    if after is not None:
-        conditions.append(after_condition(keys, decode_token(after, keys, shape), params))
+    start = decode_token(after, keys, shape) if after is not None else None
     key_names = [k.spec.name for k in keys]
-    head_query = exp.select(*(col(n) for n in key_names)).from_(_TABLE)
-    if conditions:
-        head_query = head_query.where(exp.and_(*conditions))
-    head_query = head_query.order_by(*order_by(keys)).limit(limit + 1)
-    dataset = snap.table.to_pyarrow_dataset()
-    with duck({_TABLE: dataset}) as con:
-        head = run(con, head_query, params)
+    scan = dataset(snap.table)
+
+    def head_query(bound: Any) -> tuple[exp.Select, Params]:
+        params = Params()
+        conditions: list[exp.Expr] = []
+        if condition is not None:
+            conditions.append(compile_filter(condition, known, params))
+        if start is not None:
+            conditions.append(after_condition(keys, start, params))
+        if bound is not None:
+            conditions.append(_within(keys[0], bound, params))
+        query = exp.select(*(col(n) for n in key_names)).from_(_TABLE)
+        if conditions:
+            query = query.where(exp.and_(*conditions))
+        return query.order_by(*order_by(keys)).limit(limit + 1), params
+
+    with duck({_TABLE: scan}) as con:
+        for bound in _bounds(scan, snap, keys[0], start, limit):
+            query, params = head_query(bound)
+            head = run(con, query, params)
+            if bound is None or head.num_rows > limit:
+                break
         total = _count(con, condition, known) if with_total else None
     token = None
     if head.num_rows > limit:
         head = head.slice(0, limit)
         last = [head.column(n)[limit - 1].as_py() for n in key_names]
         token = encode_token(keys, last, shape)
-    rows = _fetch(dataset, head, names, key_names)
+    rows = _fetch(scan, head, names, key_names)
     return Page(rows=rows, next=token, total=total, version=snap.version)
 
 
-def _fetch(dataset: pds.Dataset, head: pa.Table, names: list[str], key_names: list[str]) -> pa.Table:
+def _bounds(
+    scan: pds.FileSystemDataset, snap: Snapshot, first: SortKey, start: list[Any] | None, limit: int
+) -> Iterator[Any]:
+    """Bounds on the first sort key to try in turn, ending with None (no bound); see `_bounds`."""
+    kind = ColumnType(first.spec.type)
+    value = start[0] if start is not None else None
+    usable = kind not in (ColumnType.DECIMAL, ColumnType.POINT) and not (start is not None and value is None)
+    if usable:
+        ranges = column_ranges(scan, str(snap.table.table_uri), first.spec.name)
+        # Descending, NULLs come first: a bound would drop them unless the keyset already has.
+        if first.desc and value is None and ranges.nulls:
+            usable = False
+    if usable:
+        tried: list[Any] = []
+        for need in ((limit + 1) * 2, (limit + 1) * 64):
+            bound = bound_for(ranges, desc=first.desc, start=value, need=need)
+            if bound is not None and bound not in tried:
+                tried.append(bound)
+                yield bound
+    yield None
+
+
+def _within(first: SortKey, bound: Any, params: Params) -> exp.Expr:
+    """The first sort key no further than `bound` from the start of the page."""
+    placeholder = params.bind(bound, SQL_TYPES[ColumnType(first.spec.type)])
+    builder = exp.GTE if first.desc else exp.LTE
+    return builder(this=col(first.spec.name), expression=placeholder)
+
+
+def _fetch(scan: pds.Dataset, head: pa.Table, names: list[str], key_names: list[str]) -> pa.Table:
     """The page's rows in `head`'s order: from `head` itself when it has every column, else by row id."""
     if set(names) <= set(key_names):
         return head.select(names)
     ids = head.column(ROW_ID)
     wanted = [*(n for n in names if n != ROW_ID), ROW_ID]
     if head.num_rows == 0:
-        return dataset.schema.empty_table().select(wanted).select(names)
+        return scan.schema.empty_table().select(wanted).select(names)
     id_array = ids.combine_chunks()
     lowest, highest = pc.min(id_array), pc.max(id_array)
-    found = dataset.to_table(
+    found = scan.to_table(
         columns=wanted,
         filter=(pds.field(ROW_ID) >= lowest)
         & (pds.field(ROW_ID) <= highest)
@@ -151,7 +196,7 @@ def count(
     condition = as_filter(where)
     if condition is None:
         return int(snap.table.count())
-    with duck({_TABLE: snap.table.to_pyarrow_dataset()}) as con:
+    with duck({_TABLE: dataset(snap.table)}) as con:
         return _count(con, condition, snap.known)
 
 
@@ -216,7 +261,7 @@ def aggregate(
             )
         )
     query = query.limit(limit + 1)
-    with duck({_TABLE: snap.table.to_pyarrow_dataset()}) as con:
+    with duck({_TABLE: dataset(snap.table)}) as con:
         result = run(con, query, params)
     truncated = result.num_rows > limit
     result = result.slice(0, limit)

@@ -15,12 +15,14 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from zhishe.catalog.lake._schema import check_compatible, check_declared, conform, key_names, stored_types
 from zhishe.catalog.lake._table import (
     Uri,
+    dataset,
     lake_error,
     open_table,
     table_schema,
@@ -248,18 +250,30 @@ def _with_row_ids(rows: pa.Table, start: int) -> pa.Table:
 
 
 def _check_row_ids(table: DeltaTable, start: int, count: int) -> None:
-    """Refuse ids at or below the table's largest one: ids must stay unique and increasing."""
+    """Refuse ids that rows of the current version already hold: ids must stay unique.
+
+    Checked exactly on the id range, so concurrent writers whose ranges were allocated in one
+    order and commit in another are not refused. Files whose logged id range misses the new
+    range are never opened.
+    """
     if count == 0:
         return
     actions = pa.table(table.get_add_actions(flatten=True))
-    column = f"max.{ROW_ID}"
-    if actions.num_rows == 0 or column not in actions.column_names:
+    low, high = f"min.{ROW_ID}", f"max.{ROW_ID}"
+    if actions.num_rows == 0:
         return
-    largest = pc.max(actions.column(column)).as_py()
-    if largest is not None and start <= largest:
+    if low in actions.column_names and high in actions.column_names:
+        overlaps = pc.and_kleene(
+            pc.greater_equal(actions.column(high), start), pc.less(actions.column(low), start + count)
+        )
+        if pc.any(pc.fill_null(overlaps, True)).as_py() is False:  # no file's id range meets ours
+            return
+    rid = pds.field(ROW_ID)
+    taken = dataset(table).count_rows(filter=(rid >= start) & (rid < start + count))
+    if taken:
         raise LakeDataError(
-            f"row_id_start {start} is not above the table's largest row id {largest}",
-            detail={"row_id_start": start, "largest_row_id": largest},
+            f"row ids {start}..{start + count - 1} are already used by {taken} row(s) of the table",
+            detail={"row_id_start": start, "rows": count, "taken": taken},
         )
 
 
@@ -324,7 +338,7 @@ def _history(table: DeltaTable, limit: int | None) -> list[dict[str, Any]]:
 
 
 def next_row_id(uri: Uri) -> int:
-    """One more than the largest row id the table has ever held in its current version (0 if empty)."""
+    """One more than the largest row id in the table's current version (0 when it is empty)."""
     table = open_table(uri)
     actions = pa.table(table.get_add_actions(flatten=True))
     column = f"max.{ROW_ID}"
@@ -367,7 +381,7 @@ def versions(uri: Uri, *, limit: int | None = None) -> list[VersionInfo]:
     location = uri_str(uri)
     table = open_table(location)
     history = _history(table, limit)
-    counts = _row_counts(location, sorted(int(h["version"]) for h in history))
+    counts = _row_counts(location, history)
     result: list[VersionInfo] = []
     for entry in history:
         number = int(entry["version"])
@@ -385,17 +399,42 @@ def versions(uri: Uri, *, limit: int | None = None) -> list[VersionInfo]:
     return result
 
 
-def _row_counts(location: str, numbers: list[int]) -> dict[int, int]:
-    """Rows at each version, replaying the log forward once; versions no longer in the log are left out."""
+def _row_counts(location: str, history: list[dict[str, Any]]) -> dict[int, int]:
+    """Rows at each listed version: one snapshot count, then each commit's own row metrics.
+
+    A commit whose metrics do not say how the count changed (or a version no longer in the
+    log) is counted from its snapshot instead; versions that cannot be loaded are left out.
+    """
     counts: dict[int, int] = {}
-    snapshot: DeltaTable | None = None
-    for number in numbers:
-        try:
-            if snapshot is None:
-                snapshot = DeltaTable(location, version=number)
-            else:
-                snapshot.load_as_version(number)
-            counts[number] = int(snapshot.count())
-        except DeltaError:
-            snapshot = None
+    current: int | None = None
+    for entry in sorted(history, key=lambda e: int(e["version"])):
+        number = int(entry["version"])
+        following = _count_after(current, entry) if current is not None else None
+        if following is None:
+            try:
+                following = int(DeltaTable(location, version=number).count())
+            except DeltaError:
+                current = None
+                continue
+        counts[number] = current = following
     return counts
+
+
+def _count_after(before: int, entry: dict[str, Any]) -> int | None:
+    operation = entry.get("operation")
+    metrics = entry.get("operationMetrics") or {}
+    parameters = entry.get("operationParameters") or {}
+    if operation == "OPTIMIZE":
+        return before
+    if operation == "WRITE" and "num_added_rows" in metrics and not parameters.get("predicate"):
+        added = int(metrics["num_added_rows"])
+        mode = str(parameters.get("mode", ""))
+        if mode == "Append":
+            return before + added
+        if mode == "Overwrite":
+            return added
+    if operation == "MERGE" and "num_target_rows_inserted" in metrics:
+        return (
+            before + int(metrics["num_target_rows_inserted"]) - int(metrics.get("num_target_rows_deleted", 0))
+        )
+    return None

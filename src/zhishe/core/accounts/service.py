@@ -21,7 +21,7 @@ from zhishe.core.accounts.schemas import OrgCreate, OrgUpdate, TokenCreate, User
 from zhishe.core.audit.service import record
 from zhishe.core.auth import SCOPES, Actor, OrgKind, Role, authorize, hash_password, verify_password
 from zhishe.core.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
-from zhishe.core.pagination import Page, decode_after, encode_after
+from zhishe.core.pagination import Page, keyset_page
 
 __all__ = [
     "actor_for_user",
@@ -98,11 +98,7 @@ def list_orgs(
         query = query.where(Organisation.id == actor.org_id)
     if kind:
         query = query.where(Organisation.kind == kind)
-    cursor = decode_after(after)
-    if cursor:
-        query = query.where(Organisation.id > int(cursor))
-    rows = list(session.scalars(query.order_by(Organisation.id).limit(limit + 1)))
-    return Page(rows[:limit], encode_after(rows[limit - 1].id) if len(rows) > limit else None)
+    return keyset_page(session, query, Organisation.id, after=after, limit=limit)
 
 
 def create_org(*, session: Session, actor: Actor, org_in: OrgCreate) -> Organisation:
@@ -180,11 +176,7 @@ def list_users(
     query = select(User)
     if org_id is not None:
         query = query.where(User.org_id == org_id)
-    cursor = decode_after(after)
-    if cursor:
-        query = query.where(User.id > int(cursor))
-    rows = list(session.scalars(query.order_by(User.id).limit(limit + 1)))
-    return Page(rows[:limit], encode_after(rows[limit - 1].id) if len(rows) > limit else None)
+    return keyset_page(session, query, User.id, after=after, limit=limit)
 
 
 def create_user(*, session: Session, actor: Actor, user_in: UserCreate) -> User:
@@ -434,11 +426,7 @@ def list_tokens(
         query = query.where(ApiToken.org_id == actor.org_id)
     else:
         query = query.where(ApiToken.user_id == actor.user_id)
-    cursor = decode_after(after)
-    if cursor:
-        query = query.where(ApiToken.id > int(cursor))
-    rows = list(session.scalars(query.order_by(ApiToken.id).limit(limit + 1)))
-    return Page(rows[:limit], encode_after(rows[limit - 1].id) if len(rows) > limit else None)
+    return keyset_page(session, query, ApiToken.id, after=after, limit=limit)
 
 
 def revoke_token(*, session: Session, actor: Actor, token_id: int) -> ApiToken:

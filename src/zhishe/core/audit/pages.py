@@ -12,6 +12,7 @@ from zhishe.core.auth import can
 from zhishe.core.config import get_settings
 from zhishe.core.deps import SessionDep
 from zhishe.core.errors import Invalid
+from zhishe.core.pagination import is_number
 from zhishe.core.web.shell import PageActor, render
 
 router = APIRouter(include_in_schema=False)
@@ -41,7 +42,7 @@ def audit(
     until: str = "",
     after: str = "",
 ) -> Response:
-    if org_id and not org_id.isdigit():
+    if org_id and not is_number(org_id):
         raise Invalid("org_id must be a number", detail={"parameter": "org_id"})
     page = service.list_events(
         session=session,

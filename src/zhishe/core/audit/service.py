@@ -22,7 +22,7 @@ from zhishe.core.audit.models import AuditEvent, AuditHead
 from zhishe.core.auth import Actor, authorize
 from zhishe.core.context import current_request_id
 from zhishe.core.errors import Invalid
-from zhishe.core.pagination import Page, decode_after, encode_after
+from zhishe.core.pagination import Page, keyset_page
 
 __all__ = ["GENESIS", "VerifyResult", "ensure_head", "event_hash", "list_events", "record", "verify"]
 
@@ -202,9 +202,4 @@ def list_events(
         query = query.where(AuditEvent.occurred_at >= since)
     if until:
         query = query.where(AuditEvent.occurred_at < until)
-    cursor = decode_after(after)
-    if cursor is not None:
-        query = query.where(AuditEvent.id < int(cursor))
-    rows = list(session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit + 1)))
-    next_token = encode_after(rows[limit - 1].id) if len(rows) > limit else None
-    return Page(items=rows[:limit], next=next_token)
+    return keyset_page(session, query, AuditEvent.id, after=after, limit=limit, newest_first=True)

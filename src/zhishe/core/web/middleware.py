@@ -13,6 +13,7 @@ from zhishe.core.config import get_settings
 from zhishe.core.context import current_language, current_request_id
 from zhishe.core.i18n import language_from
 from zhishe.core.observability import REQUEST_SECONDS, REQUESTS, get_logger
+from zhishe.core.pagination import is_number
 
 __all__ = ["LANG_COOKIE", "BodyTooLarge", "RequestContextMiddleware"]
 
@@ -105,7 +106,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            if length.isdigit() and int(length) > limit:
+            if is_number(length) and int(length) > limit:
                 await _too_large(send_wrapper, settings.max_upload_bytes, request_id)
                 return
             await self.app(scope, limited_receive, send_wrapper)

@@ -24,7 +24,7 @@ from sqlglot import exp
 from zhishe.catalog.lake._schema import key_names
 from zhishe.catalog.lake._snapshot import open_snapshot
 from zhishe.catalog.lake._sql import Known, Params, col, duck, run
-from zhishe.catalog.lake._table import Uri
+from zhishe.catalog.lake._table import Uri, dataset
 from zhishe.catalog.lake.errors import LakeQueryError
 from zhishe.catalog.lake.render import json_value, rows_to_dicts
 from zhishe.catalog.types import ColumnSpec, ColumnType
@@ -92,7 +92,7 @@ def profile(
     zone = _zone(time_zone)
     row_count = int(snap.table.count())
     result: dict[str, Any] = {"version": snap.version, "row_count": row_count}
-    with duck({_TABLE: snap.table.to_pyarrow_dataset()}) as con:
+    with duck({_TABLE: dataset(snap.table)}) as con:
         result["distinct_approximate"] = row_count > EXACT_DISTINCT_ROWS
         result["columns"] = _columns(con, known, row_count)
         keys = [k for k in key_names(columns) if k in known.by_name]
@@ -252,6 +252,8 @@ def _freshness(
         latest_period=_render_period(latest, zone, is_date=is_date),
         expected_next_period=_render_period(next_start, zone, is_date=is_date),
         overdue=now >= _add(next_start, unit).replace(tzinfo=zone),
+        # the instant after which the dataset is overdue (the end of the period after the latest)
+        overdue_after=_add(next_start, unit).replace(tzinfo=zone).astimezone(UTC).isoformat(),
         missing_periods=[_render_period(p, zone, is_date=is_date) for p in missing],
         missing_count=int(rows[0]["total"]) if rows else 0,
     )

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlglot import exp
 
 from zhishe.catalog.lake._snapshot import as_filter, open_snapshot, select_names
 from zhishe.catalog.lake._sql import Known, Params, col, compile_filter, duck, reader
-from zhishe.catalog.lake._table import Uri
+from zhishe.catalog.lake._table import Uri, dataset
 from zhishe.catalog.lake.errors import LakeQueryError
 from zhishe.catalog.lake.filters import Filter
 from zhishe.catalog.types import ROW_ID, ColumnSpec, ColumnType, arrow_type
@@ -73,7 +74,7 @@ def export(
     partial = target.with_name(target.name + ".part")
     written = 0
     try:
-        with duck({_TABLE: snap.table.to_pyarrow_dataset()}) as con:
+        with duck({_TABLE: dataset(snap.table)}) as con:
             batches = reader(con, query, params, batch_rows=_BATCH_ROWS)
             if fmt == "parquet":
                 written = _write_parquet(batches, partial, specs)
@@ -169,18 +170,26 @@ def _write_json(batches: Any, path: Path, *, lines: bool) -> int:
         if not lines:
             out.write(b"[")
         for batch in batches:
-            _write_json_batch(out, batch, lines=lines, first=rows == 0)
+            if batch.num_rows == 0:
+                continue
+            texts = batch.column(0)
+            # Arrow joins the separators in, so no row becomes a Python object.
+            if lines:
+                joined = pc.binary_join_element_wise(texts, pa.scalar(""), "\n")
+            else:
+                joined = pc.binary_join_element_wise(pa.scalar(",\n"), texts, "")
+            data = _string_bytes(joined)
+            out.write(data[2:] if not lines and rows == 0 else data)
             rows += batch.num_rows
         if not lines:
             out.write(b"]\n")
     return rows
 
 
-def _write_json_batch(out: BinaryIO, batch: pa.RecordBatch, *, lines: bool, first: bool) -> None:
-    texts = batch.column(0).to_pylist()
-    if not texts:
-        return
-    if lines:
-        out.write(("\n".join(texts) + "\n").encode("utf-8"))
-    else:
-        out.write((("" if first else ",\n") + ",\n".join(texts)).encode("utf-8"))
+def _string_bytes(array: pa.Array) -> bytes:
+    """The concatenated UTF-8 bytes of a string array's values."""
+    width = pa.int64() if pa.types.is_large_string(array.type) else pa.int32()
+    offsets = pa.Array.from_buffers(width, len(array) + 1, [None, array.buffers()[1]], offset=array.offset)
+    start, end = offsets[0].as_py(), offsets[len(array)].as_py()
+    data: bytes = array.buffers()[2].to_pybytes()[start:end]
+    return data

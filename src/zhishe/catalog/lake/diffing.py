@@ -18,7 +18,7 @@ duplicated keys.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,7 +27,7 @@ from sqlglot import exp
 
 from zhishe.catalog.lake._schema import key_names, schema_changes, stored_types
 from zhishe.catalog.lake._sql import Params, col, duck, run
-from zhishe.catalog.lake._table import Uri, open_table, table_schema
+from zhishe.catalog.lake._table import Uri, dataset, open_table, table_schema
 from zhishe.catalog.lake.errors import LakeQueryError, LakeSchemaError
 from zhishe.catalog.lake.render import rows_to_dicts
 from zhishe.catalog.types import ROW_ID, ColumnSpec
@@ -69,18 +69,21 @@ def diff(
     from_version: int,
     to_version: int,
     sample: int = 20,
+    hide: Collection[str] = (),
 ) -> VersionDiff:
     """Rows added, removed and changed going from `from_version` to `to_version` (either order).
 
     Rows match on the declared key columns, or on the row id then content when there are none
     (see the module docstring). At most `sample` example rows of each kind are returned.
+    Columns named in `hide` are left out entirely (the reader may not see them).
     """
     if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample <= MAX_SAMPLE:
         raise LakeQueryError(f"sample must be between 0 and {MAX_SAMPLE}", detail={"sample": sample})
     table_a = open_table(uri, from_version)
     table_b = open_table(uri, to_version)
-    types_a = stored_types(table_schema(table_a))
-    types_b = stored_types(table_schema(table_b))
+    # columns the caller may not see are neither compared nor shown, nor named in schema changes
+    types_a = {k: v for k, v in stored_types(table_schema(table_a)).items() if k not in hide}
+    types_b = {k: v for k, v in stored_types(table_schema(table_b)).items() if k not in hide}
     changes = schema_changes(types_a, types_b)
     keys = key_names(columns)
     for key in keys:
@@ -97,7 +100,7 @@ def diff(
         a_names=list(types_a),
         b_names=list(types_b),
     )
-    relations = {"a": table_a.to_pyarrow_dataset(), "b": table_b.to_pyarrow_dataset()}
+    relations = {"a": dataset(table_a), "b": dataset(table_b)}
     with duck(relations) as con:
         if keys:
             counts, samples = _by_key(con, plan, keys, sample)

@@ -1,0 +1,115 @@
+"""The `zhishe` command end to end: init, organisations, users, tokens, datasets."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from zhishe.cli import app
+
+runner = CliRunner()
+
+
+def zs(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_cli_from_organisation_to_exported_versions(db, tmp_path):
+    assert "database already at revision" in zs("init")
+    zs(
+        "org",
+        "create",
+        "dept-env",
+        "--name-zh",
+        "生态环境局",
+        "--kind",
+        "department",
+        "--name-en",
+        "Environment",
+    )
+    zs(
+        "user",
+        "create",
+        "env.steward",
+        "--org",
+        "dept-env",
+        "--role",
+        "steward",
+        "--password",
+        "long-enough-1",
+    )
+    assert "env.steward" in zs("user", "list", "--org", "dept-env")
+    out = zs("token", "create", "--user", "env.steward", "--name", "etl", "--scope", "catalog:read")
+    secret = out.strip().splitlines()[-1]
+    assert secret.startswith("zs_") and secret not in zs("token", "list")
+
+    meta = tmp_path / "meta.json"
+    meta.write_text(
+        json.dumps(
+            {
+                "slug": "air",
+                "title_zh": "空气",
+                "sharing_class": "unconditional",
+                "owner_org_id": 1,
+                "columns": [
+                    {"name": "station", "type": "string", "is_key": True},
+                    {"name": "pm25", "type": "decimal"},
+                ],
+            }
+        )
+    )
+    zs("dataset", "create", str(meta), "--as", "env.steward")
+    first = tmp_path / "v0.csv"
+    first.write_text("station,pm25\nA,1.5\nB,2.5\n")
+    assert "version 0: 2 rows written" in zs(
+        "dataset", "import", str(first), "--dataset", "air", "--note", "first"
+    )
+    second = tmp_path / "v1.csv"
+    second.write_text("station,pm25\nB,3.5\nC,4.5\n")
+    assert "version 1" in zs("dataset", "import", str(second), "--dataset", "air", "--mode", "upsert")
+    versions = zs("dataset", "versions", "air")
+    assert "upsert" in versions and "first" in versions
+    diff = json.loads(zs("dataset", "diff", "air", "--from", "0", "--to", "1"))
+    assert (diff["added"], diff["removed"], diff["changed"]) == (1, 0, 1)
+    out_file = tmp_path / "air.parquet"
+    assert "wrote 2 rows" in zs(
+        "dataset", "export", "air", "-o", str(out_file), "--format", "parquet", "--version", "0"
+    )
+    assert pq.read_table(out_file).num_rows == 2
+    assert '"slug": "air"' in zs("dataset", "show", "air")
+    assert "intact" in zs("audit", "verify")
+
+
+def test_cli_import_refusal_exits_1_and_names_the_bad_value(db, tmp_path):
+    zs("org", "create", "dept-env", "--name-zh", "生态环境局", "--kind", "department")
+    meta = tmp_path / "meta.json"
+    meta.write_text(
+        json.dumps(
+            {
+                "slug": "air",
+                "title_zh": "空气",
+                "sharing_class": "unconditional",
+                "owner_org_id": 1,
+                "columns": [{"name": "n", "type": "integer"}],
+            }
+        )
+    )
+    zs("dataset", "create", str(meta))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("n\n1\nx\n3\n")
+    result = runner.invoke(app, ["dataset", "import", str(bad), "--dataset", "air"])
+    assert result.exit_code == 1
+    assert "row 2, column n" in result.output and "nothing was imported" in result.output
+    skipped = runner.invoke(app, ["dataset", "import", str(bad), "--dataset", "air", "--skip-bad-rows"])
+    assert skipped.exit_code == 0 and "1 rejected" in skipped.output
+
+
+def test_cli_errors_are_one_clear_line(db):
+    result = runner.invoke(app, ["dataset", "show", "nope"])
+    assert result.exit_code == 1 and "error: dataset nope does not exist" in result.output
+    result = runner.invoke(app, ["org", "create", "x", "--name-zh", "x", "--kind", "planet"])
+    assert result.exit_code == 2
