@@ -36,6 +36,9 @@ def _fresh_postgres(url: str) -> str:
     """Recreate the test database named in ``url`` so every run starts empty."""
     base, _, name = url.rpartition("/")
     name = name.split("?")[0] or "zhishe_test"
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:  # one database per xdist worker
+        name = f"{name}_{worker}"
     admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from zhishe.catalog.types import Classification, ColumnSpec, ColumnType
+from zhishe.core.db import MAX_ID
 
 __all__ = [
     "CADENCES",
@@ -121,7 +122,9 @@ class DatasetBase(BaseModel):
 
 class DatasetCreate(DatasetBase):
     slug: str = Field(pattern=_SLUG, description="Stable short name used in URLs")
-    owner_org_id: int | None = Field(None, description="Defaults to the creator's organisation")
+    owner_org_id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="Defaults to the creator's organisation"
+    )
     columns: list[ColumnIn] = Field(default_factory=list, description="Leave empty to infer on first import")
 
     @model_validator(mode="after")
@@ -273,7 +276,7 @@ class ImportRun(BaseModel):
 class QueryIn(BaseModel):
     """A structured read: projection, filter, order, keyset paging and version."""
 
-    version: int | None = Field(None, ge=0)
+    version: int | None = Field(None, ge=0, le=MAX_ID)
     select: list[str] | None = None
     where: dict[str, Any] | None = Field(
         None, description='e.g. {"column": "district", "op": "=", "value": "东城"}'

@@ -15,7 +15,10 @@ from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "UTCDateTime", "get_engine", "get_sessionmaker", "reset_engine", "session_scope"]
+__all__ = ["MAX_ID", "Base", "UTCDateTime", "get_engine", "get_sessionmaker", "reset_engine", "session_scope"]
+
+#: Identifiers are 32-bit integers on PostgreSQL: nothing larger can exist.
+MAX_ID = 2_147_483_647
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

@@ -12,7 +12,7 @@ from zhishe.core.accounts import service as accounts
 from zhishe.core.accounts.service import actor_for_user
 from zhishe.core.auth import Actor
 from zhishe.core.config import Settings, get_settings
-from zhishe.core.db import get_sessionmaker
+from zhishe.core.db import MAX_ID, get_sessionmaker
 from zhishe.core.errors import Forbidden, Unauthenticated, ZhisheError
 
 __all__ = [
@@ -27,8 +27,6 @@ __all__ = [
     "get_session",
 ]
 
-#: Identifiers are 32-bit on PostgreSQL; anything larger cannot exist.
-MAX_ID = 2_147_483_647
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from zhishe.core.auth import OrgKind, Role
+from zhishe.core.db import MAX_ID
 
 __all__ = [
     "OrgCreate",
@@ -63,7 +64,7 @@ class UserBase(BaseModel):
 
 
 class UserCreate(UserBase):
-    org_id: int
+    org_id: int = Field(ge=1, le=MAX_ID)
     password: str = Field(min_length=8, max_length=256)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zhishe.core.context import current_request_id
@@ -93,7 +94,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return redirect(f"/login?next={quote(exc.next_url, safe='/')}")
 
     @app.exception_handler(OverflowError)
-    async def _overflow(request: Request, exc: OverflowError) -> Response:
+    @app.exception_handler(DataError)
+    async def _overflow(request: Request, exc: Exception) -> Response:
         message = "a number in the request is out of range"
         if wants_json(request):
             return envelope("invalid", message, {}, 422)
