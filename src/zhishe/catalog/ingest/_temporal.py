@@ -205,8 +205,11 @@ def _datetime_canonical(t: pa.ChunkedArray, timezone: str) -> _Instants | None:
     try:
         canonical = pc.is_in(pc.binary_length(t), value_set=_NAIVE_CANONICAL_LENGTHS)
         if all_true(pc.or_(canonical, pc.is_null(t))):
-            naive = pc.cast(t, _NAIVE)
-            return _localize(chunked(pc.cast(naive, pa.int64())), timezone)
+            try:
+                naive = pc.cast(t, _NAIVE)
+                return _localize(chunked(pc.cast(naive, pa.int64())), timezone)
+            except pa.ArrowInvalid:
+                pass  # a length that fits but an offset after it: try the offset shape below
         if all_true(pc.match_substring_regex(t, _OFFSET_CANONICAL_RE)):
             utc = chunked(pc.cast(pc.cast(t, _UTC), pa.int64()))
             return _Instants(utc, none_bad(utc))

@@ -53,6 +53,8 @@ CADENCES: dict[str, str] = {
 _NOT_PERIODIC = frozenset({"cont", "irreg", "unknown", "never", "other", "op_datpro", "update_cont"})
 _STEP_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 _STEP_DELTA = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
+#: Columns with more distinct values than this get no top values (they are not categories).
+TOP_VALUES_MAX_DISTINCT = 10_000
 _TOP_TYPES = {ColumnType.STRING, ColumnType.INTEGER, ColumnType.BOOLEAN, ColumnType.DATE}
 _TABLE = "t"
 
@@ -167,7 +169,9 @@ def _columns(con: duckdb.DuckDBPyConnection, known: Known, row_count: int) -> di
             "max": stats.get(f"hi{i}"),
         }
         if kind in _TOP_TYPES:
-            entry["top_values"] = _top_values(con, spec) if non_null else []
+            # top values describe categories; for near-unique columns (ids, timestamps) they say nothing
+            categorical = non_null and entry["distinct_count"] <= TOP_VALUES_MAX_DISTINCT
+            entry["top_values"] = _top_values(con, spec) if categorical else []
         result[spec.name] = entry
     return result
 
