@@ -148,3 +148,15 @@ def test_unknown_page_and_api_path_use_the_right_error_shape(client, db):
     page = client.get("/nope")
     assert page.status_code == 404 and "<html" in page.text
     logging.getLogger().handlers[:] = logging.getLogger().handlers
+
+
+def test_refusals_are_shown_in_the_readers_language(client, world):
+    org = world.org("dept-env")
+    world.user("env.analyst", org, role="analyst")
+    login(client, "env.analyst")
+    chinese = client.get("/datasets/nope")
+    assert chinese.status_code == 404 and "数据集 nope 不存在" in chinese.text
+    english = client.get("/datasets/nope?lang=en")
+    assert "dataset nope does not exist" in english.text
+    api = client.get("/api/v1/datasets/nope", headers={"X-CSRF-Token": "x"})
+    assert api.json()["error"]["message"] == "dataset nope does not exist"

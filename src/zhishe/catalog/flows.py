@@ -30,6 +30,7 @@ from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, authorize
 from zhishe.core.config import get_settings
 from zhishe.core.errors import Conflict, Invalid, NotFound, ZhisheError
+from zhishe.core.i18n import T, stored
 from zhishe.core.observability import IMPORT_ROWS, IMPORTS, get_logger
 
 __all__ = ["MODES", "Progress", "import_path", "infer_preview", "job_report", "run_import", "stage_file"]
@@ -173,7 +174,7 @@ def _jsonable(value: Any) -> Any:
 def _fail(
     maker: sessionmaker[Session], actor: Actor, job_id: str, message: str, report: dict[str, Any]
 ) -> ImportReport:
-    report = _jsonable(report)
+    report = _jsonable({**report, "message_i18n": stored(message)})
     with maker.begin() as session:
         job = session.get(ImportJob, job_id)
         assert job is not None
@@ -245,7 +246,9 @@ def run_import(
         path, fmt, encoding, filename = Path(job.path), job.format, job.encoding, job.filename
     keys = [c.name for c in specs if c.is_key]
     if mode == "upsert" and not keys:
-        return _fail(maker, actor, job_id, f"upsert needs key columns; dataset {slug} declares none", {})
+        return _fail(
+            maker, actor, job_id, T("upsert needs key columns; dataset {slug} declares none", slug=slug), {}
+        )
     started = time.perf_counter()
     steps("validating", 0.1)
     try:
@@ -261,9 +264,10 @@ def run_import(
         return _fail(maker, actor, job_id, exc.message, {"code": exc.code, **exc.detail})
     report = _issue_report(result, settings.import_issue_limit)
     if result.issue_count and not skip_bad_rows:
-        message = (
-            f"{result.issue_count} bad value(s) in {len(result.bad_rows)} row(s); nothing was imported. "
-            "Fix the file, or choose to skip bad rows."
+        message = T(
+            "{values} bad value(s) in {rows} row(s); nothing was imported. Fix the file, or choose to skip bad rows.",
+            values=format(result.issue_count, ","),
+            rows=format(len(result.bad_rows), ","),
         )
         return _fail(maker, actor, job_id, message, report)
     if mode == "upsert":
@@ -277,11 +281,11 @@ def run_import(
                 maker,
                 actor,
                 job_id,
-                f"duplicate keys in the file: {listed}",
+                T("duplicate keys in the file: {listed}", listed=listed),
                 {**report, "duplicates": [{"key": d.key, "rows": d.rows[:100]} for d in dupes[:100]]},
             )
     if result.table.num_rows == 0:
-        return _fail(maker, actor, job_id, "no valid rows to import", report)
+        return _fail(maker, actor, job_id, T("no valid rows to import"), report)
     reject_file = None
     if result.bad_rows:
         reject_file = str(path.parent / "rejects.csv")
@@ -320,12 +324,20 @@ def run_import(
             maker,
             actor,
             job_id,
-            f"another import changed dataset {slug} at the same time; try again ({exc.message})",
+            T(
+                "another import changed dataset {slug} at the same time; try again ({reason})",
+                slug=slug,
+                reason=exc.message,
+            ),
             report,
         )
     except lake.LakeSchemaError as exc:
         return _fail(
-            maker, actor, job_id, f"{exc.message}; import with mode 'replace' to change the schema", report
+            maker,
+            actor,
+            job_id,
+            T("{reason}; import with mode 'replace' to change the schema", reason=exc.message),
+            report,
         )
     steps("profiling", 0.85)
     try:
@@ -412,11 +424,21 @@ def run_import(
             1.0,
         )
         job.updated_at = now
-        job.message = (
-            f"version {written.version} committed: {result.table.num_rows:,} rows"
+        done_message = (
+            T(
+                "version {version} committed: {rows} rows",
+                version=written.version,
+                rows=format(result.table.num_rows, ","),
+            )
             if written.committed
-            else f"no changes: every row is already as in the file; the dataset stays at version {written.version}"
+            else T(
+                "no changes: every row is already as in the file; the dataset stays at version {version}",
+                version=written.version,
+            )
         )
+        job.message = str(done_message)
+        report["message_i18n"] = stored(done_message)
+        job.report = report
         record(
             session=session,
             actor=actor,

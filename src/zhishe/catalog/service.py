@@ -24,6 +24,7 @@ from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, authorize, can
 from zhishe.core.config import get_settings
 from zhishe.core.errors import Conflict, Forbidden, Invalid, NotFound
+from zhishe.core.i18n import T
 from zhishe.core.pagination import Page, is_number, keyset_page
 
 __all__ = [
@@ -78,7 +79,9 @@ def get_or_raise(*, session: Session, dataset: int | str) -> Dataset:
     else:
         found = session.scalar(select(Dataset).where(Dataset.slug == dataset))
     if found is None:
-        raise NotFound(f"dataset {dataset} does not exist", detail={"dataset": str(dataset)})
+        raise NotFound(
+            T("dataset {dataset} does not exist", dataset=dataset), detail={"dataset": str(dataset)}
+        )
     return found
 
 
@@ -354,9 +357,11 @@ def readable_columns(*, actor: Actor, dataset: Dataset) -> list[ColumnSpec]:
     if dataset.sharing_class == SharingClass.UNCONDITIONAL:
         return [c for c in specs if c.classification in _OPEN_CLASSES]
     if dataset.sharing_class == SharingClass.NOT_SHARED:
-        raise Forbidden(f"dataset {dataset.slug} is not shared (不予共享)", detail={"dataset": dataset.slug})
+        raise Forbidden(
+            T("dataset {slug} is not shared (不予共享)", slug=dataset.slug), detail={"dataset": dataset.slug}
+        )
     raise Forbidden(
-        f"the rows of dataset {dataset.slug} are shared on approved request (有条件共享)",
+        T("the rows of dataset {slug} are shared on approved request (有条件共享)", slug=dataset.slug),
         detail={"dataset": dataset.slug},
     )
 
@@ -376,14 +381,19 @@ def _directions(order: list[tuple[str, str]] | None) -> list[tuple[str, lake.Dir
 def _version_or_latest(dataset: Dataset, version: int | None) -> int:
     if dataset.current_version is None:
         raise NotFound(
-            f"dataset {dataset.slug} has no versions yet; import a file first",
+            T("dataset {slug} has no versions yet; import a file first", slug=dataset.slug),
             detail={"dataset": dataset.slug},
         )
     if version is None:
         return dataset.current_version
     if version < 0 or version > dataset.current_version:
         raise NotFound(
-            f"dataset {dataset.slug} has no version {version}; the latest is {dataset.current_version}",
+            T(
+                "dataset {slug} has no version {version}; the latest is {latest}",
+                slug=dataset.slug,
+                version=version,
+                latest=dataset.current_version,
+            ),
             detail={"version": version, "latest": dataset.current_version},
         )
     return version
@@ -421,7 +431,10 @@ def read_rows(
         unknown = [c for c in hidden if c not in known]
         if unknown:
             raise Invalid(f"unknown column(s): {', '.join(unknown)}", detail={"columns": unknown})
-        raise Forbidden(f"you may not read the column(s): {', '.join(hidden)}", detail={"columns": hidden})
+        raise Forbidden(
+            T("you may not read the column(s): {columns}", columns=", ".join(hidden)),
+            detail={"columns": hidden},
+        )
     for name, _direction in order or []:
         if name not in names:
             raise Invalid(f"cannot order by {name!r}: not a column you may read", detail={"column": name})
@@ -502,7 +515,7 @@ def list_versions(*, session: Session, actor: Actor, dataset: int | str) -> list
     """Every version of a dataset, newest first."""
     found = read_dataset(session=session, actor=actor, dataset=dataset)
     if is_restricted(actor, found):
-        raise Forbidden(f"dataset {found.slug} is not shared (不予共享)")
+        raise Forbidden(T("dataset {slug} is not shared (不予共享)", slug=found.slug))
     return list(
         session.scalars(
             select(DatasetVersion)
@@ -518,12 +531,15 @@ def get_version_or_raise(
     """One version's record (profile included)."""
     found = read_dataset(session=session, actor=actor, dataset=dataset)
     if is_restricted(actor, found):
-        raise Forbidden(f"dataset {found.slug} is not shared (不予共享)")
+        raise Forbidden(T("dataset {slug} is not shared (不予共享)", slug=found.slug))
     row = session.scalar(
         select(DatasetVersion).where(DatasetVersion.dataset_id == found.id, DatasetVersion.version == version)
     )
     if row is None:
-        raise NotFound(f"dataset {found.slug} has no version {version}", detail={"version": version})
+        raise NotFound(
+            T("dataset {slug} has no version {version}", slug=found.slug, version=version),
+            detail={"version": version},
+        )
     return row
 
 
@@ -531,7 +547,7 @@ def list_definition_changes(*, session: Session, actor: Actor, dataset: int | st
     """Changes of column definitions, newest first."""
     found = read_dataset(session=session, actor=actor, dataset=dataset)
     if is_restricted(actor, found):
-        raise Forbidden(f"dataset {found.slug} is not shared (不予共享)")
+        raise Forbidden(T("dataset {slug} is not shared (不予共享)", slug=found.slug))
     return list(
         session.scalars(
             select(DefinitionChange)

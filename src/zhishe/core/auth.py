@@ -14,6 +14,7 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from zhishe.core.errors import Forbidden, Invalid
+from zhishe.core.i18n import T
 
 __all__ = [
     "MEMBER_KINDS",
@@ -160,16 +161,31 @@ def can(actor: Actor, action: str, *, org_id: int | None = None) -> bool:
     return _rule(actor, action, org_id)
 
 
+_REFUSALS = {
+    "org.read": T("you may not see organisations"),
+    "org.write": T("only data bureau administrators may create or change organisations"),
+    "user.read": T("you may not see the users of this organisation"),
+    "user.write": T("you may not manage the users of this organisation"),
+    "token.read": T("you may not manage this organisation's tokens"),
+    "token.write": T("you may not manage this organisation's tokens"),
+    "audit.read": T("you may not read the audit log"),
+    "audit.verify": T("only data bureau administrators may verify the audit chain"),
+    "dataset.read": T("your role may not read the data catalog"),
+    "dataset.write": T("only stewards and administrators of the owning organisation may change this dataset"),
+}
+
+
 def authorize(actor: Actor, action: str, *, org_id: int | None = None, what: str = "") -> None:
     """Raise ``Forbidden`` unless ``actor`` may do ``action`` on an object owned by ``org_id``."""
     if not can(actor, action, org_id=org_id):
         scope = _SCOPE_OF_ACTION.get(action)
         if actor.scopes is not None and scope is not None and scope not in actor.scopes:
             raise Forbidden(
-                f"this token lacks the scope {scope!r}", detail={"action": action, "scope": scope}
+                T("this token lacks the scope {scope}", scope=repr(scope)),
+                detail={"action": action, "scope": scope},
             )
-        target = f" {what}" if what else ""
-        raise Forbidden(f"you may not {action}{target}", detail={"action": action})
+        detail = {"action": action, **({"object": what} if what else {})}
+        raise Forbidden(_REFUSALS.get(action, T("you may not do this")), detail=detail)
 
 
 _hasher = PasswordHash((Argon2Hasher(),))

@@ -12,7 +12,18 @@ from babel.messages.pofile import read_po
 
 from zhishe.core.context import current_language
 
-__all__ = ["LANGUAGES", "gettext", "language_from", "ngettext", "translate"]
+__all__ = [
+    "LANGUAGES",
+    "Message",
+    "T",
+    "gettext",
+    "language_from",
+    "localize",
+    "localize_stored",
+    "ngettext",
+    "stored",
+    "translate",
+]
 
 LANGUAGES = ("zh-CN", "en")
 _LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
@@ -72,3 +83,47 @@ def language_from(value: str | None) -> str | None:
         if code.startswith("en"):
             return "en"
     return None
+
+
+class Message(str):
+    """A message that is English text and also remembers its template and values, so a page can
+    show it in the reader's language. Create one with ``T("dataset {slug} does not exist", slug=...)``."""
+
+    template: str
+    values: dict[str, object]
+
+    def __new__(cls, template: str, **values: object) -> Message:
+        self = super().__new__(cls, template.format(**values) if values else template)
+        self.template = template
+        self.values = values
+        return self
+
+
+T = Message
+
+
+def localize(message: str, language: str | None = None) -> str:
+    """``message`` in ``language`` (default: the request's) when it is a ``Message`` with a
+    translation; otherwise the text as it is."""
+    if not isinstance(message, Message):
+        return message
+    text = translate(message.template, language or current_language.get())
+    try:
+        return text.format(**message.values) if message.values else text
+    except (KeyError, IndexError, ValueError):
+        return str(message)
+
+
+def stored(message: str) -> dict[str, object]:
+    """A message as JSON, to keep in the database and translate when it is shown."""
+    if isinstance(message, Message):
+        return {"template": message.template, "values": {k: str(v) for k, v in message.values.items()}}
+    return {"template": str(message), "values": {}}
+
+
+def localize_stored(data: object, fallback: str = "") -> str:
+    """A stored message (see ``stored``) in the request's language; ``fallback`` if there is none."""
+    if not isinstance(data, dict) or not isinstance(data.get("template"), str):
+        return fallback
+    values = data.get("values") or {}
+    return localize(Message(data["template"], **values) if values else Message(data["template"]))

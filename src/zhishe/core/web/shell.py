@@ -18,7 +18,7 @@ from zhishe.core.config import get_settings
 from zhishe.core.context import current_language
 from zhishe.core.deps import optional_actor
 from zhishe.core.errors import Forbidden, ZhisheError
-from zhishe.core.i18n import LANGUAGES, gettext, ngettext
+from zhishe.core.i18n import LANGUAGES, gettext, localize, localize_stored, ngettext
 
 __all__ = ["CSRF_COOKIE", "LoginRequired", "PageActor", "check_csrf", "register_templates", "render"]
 
@@ -42,6 +42,16 @@ def _format_dt(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(get_settings().tz).strftime(fmt)
 
 
+def _format_value(value: object) -> str:
+    """A profile or cell value for display: ISO datetimes with an offset in the platform timezone."""
+    if isinstance(value, str) and len(value) >= 20 and value[10:11] == "T" and value[-6] in "+-":
+        try:
+            return _format_dt(datetime.fromisoformat(value), "%Y-%m-%d %H:%M")
+        except ValueError:
+            return value
+    return "" if value is None else str(value)
+
+
 def _format_int(value: int | float | None) -> str:
     return "" if value is None else f"{value:,}"
 
@@ -56,8 +66,16 @@ def environment() -> Environment:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        env.globals.update(_=gettext, ngettext=ngettext, LANGUAGES=LANGUAGES)
-        env.filters.update(dt=_format_dt, num=_format_int, urlquote=lambda s: quote(str(s), safe=""))
+        env.globals.update(
+            _=gettext,
+            ngettext=ngettext,
+            localize=localize,
+            localize_stored=localize_stored,
+            LANGUAGES=LANGUAGES,
+        )
+        env.filters.update(
+            dt=_format_dt, num=_format_int, value=_format_value, urlquote=lambda s: quote(str(s), safe="")
+        )
         _env = env
     return _env
 
