@@ -53,6 +53,8 @@ CADENCES: dict[str, str] = {
 _NOT_PERIODIC = frozenset({"cont", "irreg", "unknown", "never", "other", "op_datpro", "update_cont"})
 _STEP_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 _STEP_DELTA = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
+#: Versions up to this many rows are read into memory once and profiled there.
+IN_MEMORY_ROWS = 2_000_000
 #: Columns with more distinct values than this get no top values (they are not categories).
 TOP_VALUES_MAX_DISTINCT = 10_000
 _TOP_TYPES = {ColumnType.STRING, ColumnType.INTEGER, ColumnType.BOOLEAN, ColumnType.DATE}
@@ -94,7 +96,11 @@ def profile(
     zone = _zone(time_zone)
     row_count = int(snap.table.count())
     result: dict[str, Any] = {"version": snap.version, "row_count": row_count}
-    with duck({_TABLE: dataset(snap.table)}) as con:
+    source: Any = dataset(snap.table)
+    if row_count <= IN_MEMORY_ROWS:
+        # one read of the files instead of one per statistic: the profile runs several queries
+        source = source.to_table(columns=list(known.by_name))
+    with duck({_TABLE: source}) as con:
         result["distinct_approximate"] = row_count > EXACT_DISTINCT_ROWS
         result["columns"] = _columns(con, known, row_count)
         keys = [k for k in key_names(columns) if k in known.by_name]
