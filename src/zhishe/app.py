@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import plotly
@@ -16,6 +18,7 @@ from zhishe import __version__
 from zhishe.catalog import api as catalog_api
 from zhishe.catalog import pages as catalog_pages
 from zhishe.catalog import service as catalog_service
+from zhishe.core import jobs
 from zhishe.core.accounts import api as accounts_api
 from zhishe.core.accounts import pages as accounts_pages
 from zhishe.core.accounts import service as accounts_service
@@ -39,7 +42,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The whole platform as one ASGI application."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        jobs.shutdown()  # let running imports finish before the process exits
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Zhishe (智社) API",
         version=__version__,
         description="The open smart-community platform. JSON API under /api/v1; errors use one envelope "

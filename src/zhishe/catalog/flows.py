@@ -29,7 +29,7 @@ from zhishe.core import clock
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, authorize
 from zhishe.core.config import get_settings
-from zhishe.core.errors import Conflict, Invalid, NotFound, ZhisheError
+from zhishe.core.errors import Conflict, Invalid, NotFound
 from zhishe.core.i18n import T, stored
 from zhishe.core.observability import IMPORT_ROWS, IMPORTS, get_logger
 
@@ -555,8 +555,3 @@ def reject_file_of(*, session: Session, actor: Actor, dataset: int | str, versio
         detail={"version": version},
     )
     return Path(row.reject_file)
-
-
-def is_error(exc: BaseException) -> bool:
-    """Whether an exception is one of ours (shown to the user as is)."""
-    return isinstance(exc, ZhisheError)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Text, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -132,7 +132,7 @@ def list_datasets(
                 func.lower(Dataset.description_zh).like(pattern),
                 func.lower(Dataset.description_en).like(pattern),
                 func.lower(Dataset.slug).like(pattern),
-                func.lower(func.cast(Dataset.keywords, _text_type())).like(pattern),
+                func.lower(func.cast(Dataset.keywords, Text())).like(pattern),
             )
         )
     facet_filters = {
@@ -157,12 +157,6 @@ def list_datasets(
     if overdue:
         stmt = stmt.where(Dataset.overdue_after.is_not(None), Dataset.overdue_after < clock.now())
     return keyset_page(session, stmt, Dataset.id, after=after, limit=limit), facets
-
-
-def _text_type() -> Any:
-    from sqlalchemy import Text
-
-    return Text()
 
 
 def _column_rows(columns: list[ColumnIn]) -> list[DatasetColumn]:
