@@ -176,3 +176,19 @@ def test_diff_seen_from_another_department_hides_personal_columns(matrix_world):
     assert "13899999999" not in str(diff) and "reporter_phone" not in str(diff)
     own = _call(matrix_world, "env.analyst", "GET", "/api/v1/datasets/air/diff?from=0&to=1").json()
     assert "13899999999" in str(own)
+
+
+def test_quality_profile_hides_columns_the_reader_may_not_see(matrix_world):
+    own = _call(matrix_world, "env.analyst", "GET", "/api/v1/datasets/air/versions/0/profile").json()
+    assert "reporter_phone" in own["profile"]["columns"]
+    other = _call(matrix_world, "water.analyst", "GET", "/api/v1/datasets/air/versions/0/profile").json()
+    assert "reporter_phone" not in other["profile"]["columns"] and "1380000" not in str(other)
+    refused = _call(matrix_world, "water.analyst", "GET", "/api/v1/datasets/private/versions/0/profile")
+    assert refused.status_code == 403
+    from helpers import login
+
+    login(matrix_world.client, "water.analyst")
+    page = matrix_world.client.get("/datasets/air?tab=quality")
+    assert page.status_code == 200 and "13800000001" not in page.text and "reporter_phone" not in page.text
+    page = matrix_world.client.get("/datasets/private?tab=quality")
+    assert page.status_code == 200 and "13800000001" not in page.text

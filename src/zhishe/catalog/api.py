@@ -191,8 +191,8 @@ def version_profile(
     actor: CurrentActor,
 ) -> dict[str, Any]:
     """The quality profile computed when the version was committed."""
-    row = service.get_version_or_raise(session=session, actor=actor, dataset=dataset, version=version)
-    return {"version": row.version, "profile": row.profile}
+    profile = service.read_profile(session=session, actor=actor, dataset=dataset, version=version)
+    return {"version": version, "profile": profile}
 
 
 @router.get("/datasets/{dataset}/versions/{version}/rejects", response_class=FileResponse)

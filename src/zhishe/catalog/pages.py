@@ -188,6 +188,10 @@ def dataset_page(
         chosen = int(version) if is_number(version) else dataset.current_version
         ctx["versions"] = versions
         ctx["profile_version"] = next((v for v in versions if v.version == chosen), None)
+        if ctx["profile_version"] is not None and readable:
+            ctx["profile"] = service.read_profile(
+                session=session, actor=actor, dataset=dataset.id, version=chosen
+            )
     elif tab == "preview" and readable and dataset.current_version is not None:
         where = None
         if fcol:

@@ -42,6 +42,7 @@ __all__ = [
     "list_definition_changes",
     "list_versions",
     "read_dataset",
+    "read_profile",
     "read_rows",
     "readable_columns",
     "set_columns",
@@ -535,6 +536,35 @@ def get_version_or_raise(
             detail={"version": version},
         )
     return row
+
+
+def read_profile(
+    *, session: Session, actor: Actor, dataset: int | str, version: int | None = None
+) -> dict[str, Any]:
+    """A version's quality profile, reduced to the columns the actor may read (top values and
+    duplicate keys are data too), and audited like any read."""
+    found = get_or_raise(session=session, dataset=dataset)
+    visible = {c.name for c in readable_columns(actor=actor, dataset=found)}
+    at = _version_or_latest(found, version)
+    row = get_version_or_raise(session=session, actor=actor, dataset=found.id, version=at)
+    profile = dict(row.profile or {})
+    profile["columns"] = {k: v for k, v in (profile.get("columns") or {}).items() if k in visible}
+    keys = profile.get("keys")
+    if keys and not set(keys.get("columns", [])) <= visible:
+        profile.pop("keys")
+    freshness = profile.get("freshness")
+    if freshness and freshness.get("time_column") not in visible:
+        profile.pop("freshness")
+    record(
+        session=session,
+        actor=actor,
+        action="dataset.profile",
+        object_type="dataset",
+        object_id=found.id,
+        object_org_id=found.owner_org_id,
+        detail={"version": at},
+    )
+    return profile
 
 
 def list_definition_changes(*, session: Session, actor: Actor, dataset: int | str) -> list[DefinitionChange]:

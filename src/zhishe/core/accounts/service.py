@@ -156,6 +156,14 @@ def read_user(*, session: Session, actor: Actor, user_id: int) -> User:
     user = get_user_or_raise(session=session, user_id=user_id)
     if user.id != actor.user_id:
         authorize(actor, "user.read", org_id=user.org_id, what=f"user {user_id}")
+        record(
+            session=session,
+            actor=actor,
+            action="user.read",
+            object_type="user",
+            object_id=user.id,
+            object_org_id=user.org_id,
+        )
     return user
 
 
@@ -176,7 +184,17 @@ def list_users(
     query = select(User)
     if org_id is not None:
         query = query.where(User.org_id == org_id)
-    return keyset_page(session, query, User.id, after=after, limit=limit)
+    page = keyset_page(session, query, User.id, after=after, limit=limit)
+    record(
+        session=session,
+        actor=actor,
+        action="user.list",
+        object_type="organisation",
+        object_id=org_id if org_id is not None else "all",
+        object_org_id=org_id,
+        detail={"count": len(page.items)},
+    )
+    return page
 
 
 def create_user(*, session: Session, actor: Actor, user_in: UserCreate) -> User:

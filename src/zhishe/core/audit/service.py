@@ -202,4 +202,14 @@ def list_events(
         query = query.where(AuditEvent.occurred_at >= since)
     if until:
         query = query.where(AuditEvent.occurred_at < until)
-    return keyset_page(session, query, AuditEvent.id, after=after, limit=limit, newest_first=True)
+    page = keyset_page(session, query, AuditEvent.id, after=after, limit=limit, newest_first=True)
+    record(
+        session=session,
+        actor=actor,
+        action="audit.read",
+        object_type="audit",
+        object_id="events",
+        object_org_id=None if actor.is_platform_admin else actor.org_id,
+        detail={"count": len(page.items)},
+    )
+    return page
