@@ -13,7 +13,8 @@ IN_CI = os.environ.get("CI") == "true"
 
 
 def login(client: Any, username: str, password: str = PASSWORD) -> Any:
-    """Log in through the real form (CSRF included); return the response."""
+    """Log in through the real form (CSRF included), as a fresh visitor; return the response."""
+    client.cookies.clear()
     page = client.get("/login")
     token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     return client.post(

@@ -164,3 +164,54 @@ def test_audit_page_filters_and_verifies(cw):
 def test_pages_redirect_anonymous_visitors_to_login(client, db):
     response = client.get("/catalog", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/login?next=/catalog"
+
+
+def test_steward_edits_metadata_and_a_column_through_the_page(cw):
+    cw.create("air", columns=AIR_COLUMNS)
+    cw.upload("air", AIR_CSV)
+    login(cw.client, "env.steward")
+    page = cw.client.get("/datasets/air/edit")
+    assert page.status_code == 200 and 'name="col_unit_2"' in page.text
+    form = {
+        "csrf_token": csrf_of(cw.client, "/datasets/air/edit"),
+        "title_zh": "空气质量日报",
+        "title_en": "Air",
+        "description_zh": "",
+        "description_en": "",
+        "theme": "environment",
+        "keywords": "PM2.5，空气",
+        "sharing_class": "unconditional",
+        "legal_basis": "",
+        "accrual_periodicity": "daily",
+        "time_column": "day",
+        "licence": "CC-BY-4.0",
+        "contact_name": "",
+        "contact_email": "",
+        "spatial": "",
+        "source": "",
+        "col_count": "5",
+    }
+    for i, c in enumerate(AIR_COLUMNS):
+        form |= {
+            f"col_name_{i}": c["name"],
+            f"col_type_{i}": c["type"],
+            f"col_unit_{i}": c.get("unit", ""),
+            f"col_class_{i}": c["classification"],
+            f"col_desc_{i}": "",
+        }
+    form["col_unit_2"] = "mg/m³"
+    form["col_key"] = ["station", "day"]
+    response = cw.client.post("/datasets/air/edit", data=form, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    body = cw.client.get("/api/v1/datasets/air", headers=cw.h("env.steward")).json()
+    assert (
+        body["title_zh"] == "空气质量日报"
+        and body["keywords"] == ["PM2.5", "空气"]
+        and body["time_column"] == "day"
+    )
+    changes = cw.client.get("/api/v1/datasets/air/definition-changes", headers=cw.h("env.steward")).json()
+    assert [(c["column"], c["field"], c["new"]) for c in changes] == [("pm25", "unit", "mg/m³")]
+    versions_page = cw.client.get("/datasets/air?tab=versions")
+    assert "mg/m³" in versions_page.text
+    login(cw.client, "water.steward")
+    assert cw.client.get("/datasets/air/edit").status_code == 403

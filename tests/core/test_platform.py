@@ -112,6 +112,7 @@ def test_pages_default_to_chinese_and_switch_to_english(client, world):
     assert "zhishe_lang=en" in english.headers["set-cookie"]
     assert '<html lang="en">' in client.get("/login").text
     login(client, "env.steward")
+    client.get("/?lang=en")
     assert "Catalog" in client.get("/catalog").text
     assert "数据目录" in client.get("/catalog?lang=zh-CN").text
 

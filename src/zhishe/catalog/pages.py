@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from zhishe.catalog import flows, lake, service
 from zhishe.catalog.api import receive_upload
-from zhishe.catalog.schemas import CADENCES, ColumnIn, DatasetCreate, SharingClass
+from zhishe.catalog.schemas import CADENCES, ColumnIn, DatasetCreate, DatasetUpdate, SharingClass
 from zhishe.catalog.types import Classification, ColumnType
 from zhishe.core import jobs
 from zhishe.core.accounts import service as accounts
@@ -144,6 +144,71 @@ def _chart_defaults(dataset: Any, columns: list[Any]) -> dict[str, Any] | None:
             "categories": [c.name for c in categories],
         }
     return None
+
+
+def _columns_from_form(form: Any) -> list[ColumnIn]:
+    """The column table of a form (col_count, col_name_i, col_type_i, col_unit_i, col_class_i,
+    col_desc_i and the col_key check boxes)."""
+    raw_count = str(form.get("col_count") or "0")
+    if not is_number(raw_count) or int(raw_count) > 1000:
+        raise Invalid("col_count must be a number up to 1000", detail={"field": "col_count"})
+    key_names = set(form.getlist("col_key"))
+    try:
+        return [
+            ColumnIn(
+                name=str(form.get(f"col_name_{i}")),
+                type=str(form.get(f"col_type_{i}")),  # type: ignore[arg-type]
+                unit=str(form.get(f"col_unit_{i}") or ""),
+                description=str(form.get(f"col_desc_{i}") or ""),
+                classification=str(form.get(f"col_class_{i}") or "internal"),  # type: ignore[arg-type]
+                is_key=str(form.get(f"col_name_{i}")) in key_names,
+            )
+            for i in range(int(raw_count))
+        ]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise Invalid(f"column {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+
+
+@router.get("/datasets/{slug}/edit", response_class=HTMLResponse)
+def edit_form(slug: str, request: Request, session: SessionDep, actor: PageActor) -> Response:
+    dataset = service.read_dataset(session=session, actor=actor, dataset=slug)
+    if not can(actor, "dataset.write", org_id=dataset.owner_org_id):
+        from zhishe.core.errors import Forbidden
+
+        raise Forbidden(f"you may not edit dataset {dataset.slug}")
+    return render(
+        request,
+        "catalog/edit.html",
+        {
+            "d": dataset,
+            "cadences": CADENCES,
+            "classes": list(SharingClass),
+            "types": list(ColumnType),
+            "class_levels": list(Classification),
+        },
+    )
+
+
+@router.post("/datasets/{slug}/edit", response_class=HTMLResponse)
+async def edit(slug: str, request: Request, session: SessionDep, actor: PageActor) -> Response:
+    form = await request.form()
+    check_csrf(request, form)
+    fields = {k: str(v) for k, v in form.items() if isinstance(v, str) and k in DatasetUpdate.model_fields}
+    data: dict[str, Any] = dict(fields)
+    data["keywords"] = [
+        k.strip() for k in fields.get("keywords", "").replace("，", ",").split(",") if k.strip()
+    ]
+    data["time_column"] = fields.get("time_column") or None
+    if form.get("col_count"):
+        data["columns"] = _columns_from_form(form)
+    try:
+        update = DatasetUpdate.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise Invalid(f"{'.'.join(map(str, first['loc'])) or 'form'}: {first['msg']}") from exc
+    found = service.update_dataset(session=session, actor=actor, dataset=slug, dataset_in=update)
+    return redirect(f"/datasets/{found.slug}?tab=versions")
 
 
 @router.get("/datasets/{slug}", response_class=HTMLResponse)
@@ -287,24 +352,7 @@ async def run_job(job_id: str, request: Request, session: SessionDep, actor: Pag
     check_csrf(request, form)
     job = flows.get_job_or_raise(session=session, actor=actor, job_id=job_id)
     dataset = service.get_or_raise(session=session, dataset=job.dataset_id)
-    columns = None
-    if not dataset.columns and form.get("col_count"):
-        count = int(str(form.get("col_count")))
-        key_names = set(form.getlist("col_key"))
-        try:
-            columns = [
-                ColumnIn(
-                    name=str(form.get(f"col_name_{i}")),
-                    type=str(form.get(f"col_type_{i}")),  # type: ignore[arg-type]
-                    unit=str(form.get(f"col_unit_{i}") or ""),
-                    classification=str(form.get(f"col_class_{i}") or "internal"),  # type: ignore[arg-type]
-                    is_key=str(form.get(f"col_name_{i}")) in key_names,
-                )
-                for i in range(count)
-            ]
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise Invalid(f"column {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+    columns = _columns_from_form(form) if not dataset.columns and form.get("col_count") else None
     mode = str(form.get("mode") or "append")
     if mode not in flows.MODES:
         raise Invalid(f"unknown import mode {mode!r}", detail={"field": "mode"})
