@@ -36,6 +36,21 @@ from zhishe.core.web.links import link_next
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 _UPLOAD_CHUNK = 1024 * 1024
+#: The request body of the upload endpoints, for the OpenAPI document: a multipart file or a raw body.
+_FILE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+            "text/csv": {"schema": {"type": "string"}},
+        }
+    }
+}
 
 
 def to_read(dataset: Dataset, actor: Actor) -> DatasetRead:
@@ -409,20 +424,7 @@ async def receive_upload(request: Request, filename: str | None) -> tuple[Path, 
     response_model=ImportReport,
     status_code=201,
     responses={422: {"description": "The file was refused; the report lists every bad value"}},
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {"file": {"type": "string", "format": "binary"}},
-                        "required": ["file"],
-                    }
-                },
-                "text/csv": {"schema": {"type": "string"}},
-            }
-        }
-    },
+    openapi_extra=_FILE_BODY,
 )
 async def import_file(
     dataset: str,
@@ -471,20 +473,7 @@ def _report_response(report: ImportReport) -> JSONResponse:
 @router.post(
     "/datasets/{dataset}/uploads",
     status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {"file": {"type": "string", "format": "binary"}},
-                        "required": ["file"],
-                    }
-                },
-                "text/csv": {"schema": {"type": "string"}},
-            }
-        }
-    },
+    openapi_extra=_FILE_BODY,
 )
 async def stage_upload(
     dataset: str,
