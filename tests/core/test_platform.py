@@ -161,3 +161,21 @@ def test_refusals_are_shown_in_the_readers_language(client, world):
     assert "dataset nope does not exist" in english.text
     api = client.get("/api/v1/datasets/nope", headers={"X-CSRF-Token": "x"})
     assert api.json()["error"]["message"] == "dataset nope does not exist"
+
+
+def test_an_unexpected_error_is_a_500_envelope_with_the_request_id(settings_env, db):
+    from fastapi.testclient import TestClient
+
+    from zhishe.app import create_app
+
+    app = create_app()
+
+    @app.get("/api/v1/boom")
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/api/v1/boom", headers={"X-Request-ID": "trace-42"})
+    assert response.status_code == 500
+    assert response.json()["request_id"] == "trace-42"
+    assert response.json()["error"]["type"] == "internal" and "boom" not in response.text

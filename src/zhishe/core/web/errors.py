@@ -103,7 +103,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        _log.error("unhandled error", path=request.url.path, error=repr(exc), exc_info=exc)
-        return envelope(
-            "internal", "an unexpected error occurred; it has been logged with this request id", {}, 500
+        # this handler runs outside the request-context middleware: take the id from the request
+        request_id = current_request_id.get() or getattr(request.state, "request_id", None)
+        _log.error(
+            "unhandled error", path=request.url.path, error=repr(exc), exc_info=exc, request_id=request_id
+        )
+        message = "an unexpected error occurred; it has been logged with this request id"
+        return JSONResponse(
+            {"error": {"type": "internal", "message": message, "detail": {}}, "request_id": request_id},
+            status_code=500,
+            headers={"X-Request-ID": request_id} if request_id else None,
         )
