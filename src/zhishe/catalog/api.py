@@ -11,7 +11,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 
-from zhishe.catalog import flows, lake, service
+from zhishe.catalog import flows, lake, reads, service
 from zhishe.catalog.models import Dataset
 from zhishe.catalog.schemas import (
     ColumnRead,
@@ -189,7 +189,7 @@ def update_dataset(
 @router.get("/datasets/{dataset}/versions", response_model=list[VersionRead])
 def list_versions(dataset: str, session: SessionDep, actor: CurrentActor) -> list[VersionRead]:
     """Every version, newest first."""
-    rows = service.list_versions(session=session, actor=actor, dataset=dataset)
+    rows = reads.list_versions(session=session, actor=actor, dataset=dataset)
     out = []
     for row in rows:
         item = VersionRead.model_validate(row)
@@ -206,7 +206,7 @@ def version_profile(
     actor: CurrentActor,
 ) -> dict[str, Any]:
     """The quality profile computed when the version was committed."""
-    profile = service.read_profile(session=session, actor=actor, dataset=dataset, version=version)
+    profile = reads.read_profile(session=session, actor=actor, dataset=dataset, version=version)
     return {"version": version, "profile": profile}
 
 
@@ -225,7 +225,7 @@ def version_rejects(
 @router.get("/datasets/{dataset}/definition-changes", response_model=list[DefinitionChangeRead])
 def definition_changes(dataset: str, session: SessionDep, actor: CurrentActor) -> list[DefinitionChangeRead]:
     """Changes of column type, unit, description, classification or key flag."""
-    rows = service.list_definition_changes(session=session, actor=actor, dataset=dataset)
+    rows = reads.list_definition_changes(session=session, actor=actor, dataset=dataset)
     return [DefinitionChangeRead.model_validate(r) for r in rows]
 
 
@@ -239,7 +239,7 @@ def diff(
     sample: Annotated[int, Query(ge=0, le=200)] = 20,
 ) -> dict[str, Any]:
     """Rows added, removed and changed between two versions."""
-    result = service.diff_versions(
+    result = reads.diff_versions(
         session=session,
         actor=actor,
         dataset=dataset,
@@ -247,7 +247,7 @@ def diff(
         to_version=to_version,
         sample=sample,
     )
-    return service.diff_to_dict(result)
+    return reads.diff_to_dict(result)
 
 
 @router.get("/datasets/{dataset}/rows", response_model=RowsPage)
@@ -268,7 +268,7 @@ def rows(
 ) -> RowsPage:
     """Rows of a version, projected, filtered, ordered and keyset-paged."""
     found = service.get_or_raise(session=session, dataset=dataset)
-    page = service.read_rows(
+    page = reads.read_rows(
         session=session,
         actor=actor,
         dataset=found.id,
@@ -292,7 +292,7 @@ def rows(
 def query(dataset: str, query_in: QueryIn, session: SessionDep, actor: CurrentActor) -> RowsPage:
     """The same read with a JSON body (structured filter, order, paging)."""
     found = service.get_or_raise(session=session, dataset=dataset)
-    page = service.read_rows(
+    page = reads.read_rows(
         session=session,
         actor=actor,
         dataset=found.id,
@@ -331,7 +331,7 @@ def aggregate(
         if unit not in {"hour", "day", "week", "month", "year"}:
             raise Invalid(f"bucket: unknown unit {unit!r}", detail={"parameter": "bucket"})
         time_bucket = (column, cast(Any, unit))
-    table = service.aggregate(
+    table = reads.aggregate(
         session=session,
         actor=actor,
         dataset=dataset,
@@ -359,7 +359,7 @@ def export(
     found = service.get_or_raise(session=session, dataset=dataset)
     folder = Path(tempfile.mkdtemp(prefix="zhishe-export-"))
     dest = folder / f"{found.slug}.{format}"
-    service.export_rows(
+    reads.export_rows(
         session=session,
         actor=actor,
         dataset=found.id,

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from zhishe.catalog import flows, service
+from zhishe.catalog import flows, reads, service
 from zhishe.catalog.schemas import DatasetCreate
 from zhishe.core.cli_support import (
     AS_USER,
@@ -152,7 +152,7 @@ def versions(dataset: str = typer.Argument(...), as_user: str = AS_USER) -> None
     with transaction() as session:
         actor = resolve_actor(session, as_user)
         table = Table("version", "when", "who", "mode", "rows", "+", "~", "-", "rejected", "note")
-        for v in service.list_versions(session=session, actor=actor, dataset=dataset):
+        for v in reads.list_versions(session=session, actor=actor, dataset=dataset):
             table.add_row(
                 str(v.version),
                 v.created_at.isoformat(timespec="seconds"),
@@ -179,10 +179,10 @@ def diff(
     """Rows added, removed and changed between two versions (JSON)."""
     with transaction() as session:
         actor = resolve_actor(session, as_user)
-        result = service.diff_versions(
+        result = reads.diff_versions(
             session=session, actor=actor, dataset=dataset, from_version=from_version, to_version=to_version
         )
-    console.print_json(json.dumps(service.diff_to_dict(result), ensure_ascii=False, default=str))
+    console.print_json(json.dumps(reads.diff_to_dict(result), ensure_ascii=False, default=str))
 
 
 @dataset_app.command("export")
@@ -199,7 +199,7 @@ def export(
         raise Invalid(f"--format must be csv, json, ndjson or parquet, not {fmt!r}")
     with transaction() as session:
         actor = resolve_actor(session, as_user)
-        count = service.export_rows(
+        count = reads.export_rows(
             session=session, actor=actor, dataset=dataset, fmt=cast(Any, fmt), dest=output, version=version
         )
     console.print(f"wrote {count:,} rows to {output}")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from zhishe.catalog import flows, lake, service
+from zhishe.catalog import flows, lake, reads, service
 from zhishe.catalog.api import receive_upload
 from zhishe.catalog.schemas import CADENCES, ColumnIn, DatasetCreate, DatasetUpdate, SharingClass
 from zhishe.catalog.types import Classification, ColumnType
@@ -245,16 +245,16 @@ def dataset_page(
     except ZhisheError as exc:
         readable, ctx["readable"], ctx["row_error"] = [], set(), exc.message
     if tab == "versions":
-        ctx["versions"] = service.list_versions(session=session, actor=actor, dataset=dataset.id)
-        ctx["changes"] = service.list_definition_changes(session=session, actor=actor, dataset=dataset.id)
+        ctx["versions"] = reads.list_versions(session=session, actor=actor, dataset=dataset.id)
+        ctx["changes"] = reads.list_definition_changes(session=session, actor=actor, dataset=dataset.id)
         ctx["jobs"] = service.jobs_of(session=session, dataset_id=dataset.id) if ctx["can_write"] else []
     elif tab == "quality":
-        versions = service.list_versions(session=session, actor=actor, dataset=dataset.id)
+        versions = reads.list_versions(session=session, actor=actor, dataset=dataset.id)
         chosen = int(version) if is_number(version) else dataset.current_version
         ctx["versions"] = versions
         ctx["profile_version"] = next((v for v in versions if v.version == chosen), None)
         if ctx["profile_version"] is not None and readable:
-            ctx["profile"] = service.read_profile(
+            ctx["profile"] = reads.read_profile(
                 session=session, actor=actor, dataset=dataset.id, version=chosen
             )
     elif tab == "preview" and readable and dataset.current_version is not None:
@@ -269,7 +269,7 @@ def dataset_page(
         if order:
             name, _, direction = order.partition(":")
             order_by = [(name, direction or "asc")]
-        page = service.read_rows(
+        page = reads.read_rows(
             session=session,
             actor=actor,
             dataset=dataset.id,
@@ -298,13 +298,13 @@ def diff_page(
     latest = dataset.current_version or 0
     to_version = b if b >= 0 else latest
     from_version = a if a >= 0 else max(to_version - 1, 0)
-    result = service.diff_versions(
+    result = reads.diff_versions(
         session=session, actor=actor, dataset=dataset.id, from_version=from_version, to_version=to_version
     )
     return render(
         request,
         "catalog/diff.html",
-        {"d": dataset, "diff": service.diff_to_dict(result), "a": from_version, "b": to_version},
+        {"d": dataset, "diff": reads.diff_to_dict(result), "a": from_version, "b": to_version},
     )
 
 
