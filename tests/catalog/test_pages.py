@@ -215,3 +215,25 @@ def test_steward_edits_metadata_and_a_column_through_the_page(cw):
     assert "mg/m³" in versions_page.text
     login(cw.client, "water.steward")
     assert cw.client.get("/datasets/air/edit").status_code == 403
+
+
+def test_import_report_explains_bad_values_in_chinese(cw):
+    cw.create("air", columns=AIR_COLUMNS)
+    login(cw.client, "env.steward")
+    token = csrf_of(cw.client, "/datasets/air/import")
+    bad = AIR_CSV + "天坛,2026-01-03,abc,40,x\n".encode()
+    response = cw.client.post(
+        "/datasets/air/import",
+        data={"csrf_token": token},
+        files={"file": ("air.csv", bad, "text/csv")},
+        follow_redirects=False,
+    )
+    job_url = response.headers["location"]
+    form = {"csrf_token": csrf_of(cw.client, job_url), "mode": "append"}
+    cw.client.post(job_url, data=form, follow_redirects=False)
+    report = _wait_for_job(cw.client, job_url.rsplit("/", 1)[1])
+    assert report["status"] == "failed"
+    page = cw.client.get(job_url).text
+    assert "&#39;abc&#39; 不是小数" in page and "未导入任何数据" in page
+    english = cw.client.get(job_url + "?lang=en").text
+    assert "&#39;abc&#39; is not a decimal number" in english and "nothing was imported" in english

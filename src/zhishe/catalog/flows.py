@@ -179,6 +179,7 @@ def _fail(
         job = session.get(ImportJob, job_id)
         assert job is not None
         job.status, job.message, job.report, job.updated_at = "failed", message, report, clock.now()
+        job.stage = "failed"
         dataset = session.get(Dataset, job.dataset_id)
         record(
             session=session,

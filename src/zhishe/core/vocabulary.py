@@ -3,7 +3,7 @@ extraction finds them. ``N_`` marks a string for translation without translating
 
 from __future__ import annotations
 
-__all__ = ["VOCABULARY"]
+__all__ = ["REASON_PHRASES", "VOCABULARY"]
 
 
 def N_(message: str) -> str:
@@ -93,4 +93,25 @@ VOCABULARY = (
     N_("health"),
     N_("urban-management"),
     N_("economy"),
+)
+
+
+#: How an import report explains a bad value: "'<value>' <phrase>". Pages translate the phrase.
+REASON_PHRASES = (
+    N_("has a latitude outside [-90, 90]"),
+    N_("has a longitude outside [-180, 180]"),
+    N_("is not a boolean (use true/false, yes/no, 1/0 or 是/否)"),
+    N_("is not a date (expected YYYY-MM-DD)"),
+    N_("is not a decimal number"),
+    N_("is not a finite number"),
+    N_("is not a real calendar date"),
+    N_("is not a real date and time"),
+    N_("is not an ISO 8601 date and time"),
+    N_("is not an integer"),
+    N_("is not valid text"),
+    N_("is outside the integer range"),
+    N_("is outside the years 1 to 9999"),
+    N_("is too large for a decimal number"),
+    N_('is not a point (expected "lat,lon", POINT(lon lat) or {"lat": …, "lon": …})'),
+    N_("is a JSON object or array; only point columns accept nested values"),
 )

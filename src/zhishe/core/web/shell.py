@@ -19,6 +19,7 @@ from zhishe.core.context import current_language
 from zhishe.core.deps import optional_actor
 from zhishe.core.errors import Forbidden, ZhisheError
 from zhishe.core.i18n import LANGUAGES, gettext, localize, localize_stored, ngettext
+from zhishe.core.vocabulary import REASON_PHRASES
 
 __all__ = ["CSRF_COOKIE", "LoginRequired", "PageActor", "check_csrf", "register_templates", "render"]
 
@@ -52,6 +53,16 @@ def _format_value(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def _reason(text: str | None) -> str:
+    """An import report's reason ("'abc' is not an integer") with its phrase in the page's language."""
+    if not text:
+        return ""
+    for phrase in REASON_PHRASES:
+        if text.endswith(phrase):
+            return text[: len(text) - len(phrase)] + gettext(phrase)
+    return text
+
+
 def _format_int(value: int | float | None) -> str:
     return "" if value is None else f"{value:,}"
 
@@ -74,7 +85,11 @@ def environment() -> Environment:
             LANGUAGES=LANGUAGES,
         )
         env.filters.update(
-            dt=_format_dt, num=_format_int, value=_format_value, urlquote=lambda s: quote(str(s), safe="")
+            dt=_format_dt,
+            num=_format_int,
+            value=_format_value,
+            reason=_reason,
+            urlquote=lambda s: quote(str(s), safe=""),
         )
         _env = env
     return _env
