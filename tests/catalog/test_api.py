@@ -336,3 +336,23 @@ def test_non_ascii_digits_in_ids_are_not_numbers(cw):
     for path in ("/api/v1/datasets/%C2%B9", "/api/v1/datasets/%D9%A3/rows", "/api/v1/datasets?after=azrCuQ"):
         response = cw.client.get(path, headers=cw.h("env.analyst"))
         assert response.status_code in (404, 422), (path, response.text)
+
+
+def test_profile_computed_in_memory_equals_the_profile_read_from_the_lake(cw):
+    from datetime import UTC, datetime
+
+    from zhishe.catalog import lake, service
+    from zhishe.core import clock
+
+    clock.set_clock(lambda: datetime(2026, 1, 10, tzinfo=UTC))
+    cw.create(columns=AIR_COLUMNS, time_column="day")
+    cw.upload("air", AIR_CSV)  # first write: profiled in memory
+    cw.upload("air", AIR_CSV, mode="replace")  # replace: profiled in memory
+    cw.upload("air", "station,day,pm25,aqi,reporter_phone\n南城,2026-01-09,5,5,q\n".encode())  # append: from the lake
+    dataset = service.get_or_raise(session=cw.db, dataset="air")
+    for version in (0, 1, 2):
+        stored = cw.client.get(f"/api/v1/datasets/air/versions/{version}/profile",
+                               headers=cw.h("env.steward")).json()["profile"]
+        fresh = lake.profile(service.lake_uri(dataset.id), columns=service.column_specs(dataset), version=version,
+                             time_column="day", cadence="daily", now=clock.now(), time_zone="Asia/Shanghai")
+        assert stored == json.loads(json.dumps(fresh)), version

@@ -8,11 +8,13 @@ version → profile it → record the version, the audit event and the job's rep
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from zhishe.catalog.models import Dataset, DatasetVersion, ImportJob
 from zhishe.catalog.schemas import ColumnIn, ImportReport, IssueRead
 from zhishe.catalog.service import column_specs, get_or_raise, lake_uri, set_columns
 from zhishe.catalog.types import ColumnSpec
-from zhishe.core import clock
+from zhishe.core import clock, jobs
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, authorize
 from zhishe.core.config import get_settings
@@ -46,6 +48,16 @@ def _safe_name(filename: str) -> str:
     return name
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Keep a file for import without copying its bytes when it can (a hard link on the same file
+    system), else copy it. The import reads it once, right away; a later retry of a failed job
+    reads whatever the file then holds."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def stage_file(
     *, session: Session, actor: Actor, dataset: int | str, filename: str, source: Path, move: bool = True
 ) -> ImportJob:
@@ -60,7 +72,7 @@ def stage_file(
     if move:
         shutil.move(str(source), target)
     else:
-        shutil.copyfile(source, target)
+        _link_or_copy(source, target)
     size = target.stat().st_size
     if size > settings.max_upload_bytes:
         shutil.rmtree(folder, ignore_errors=True)
@@ -302,6 +314,18 @@ def run_import(
     }
     uri = lake_uri(dataset_id)
     written: lake.WriteResult | None = None
+    profile_options: dict[str, Any] = {
+        "columns": specs,
+        "time_column": time_column,
+        "cadence": cadence if time_column else None,
+        "now": clock.now(),
+        "time_zone": settings.timezone,
+    }
+    # When the new version will hold exactly the rows in hand (a replace, or a table's first
+    # write), profile them in memory while the version is being written.
+    early: Future[dict[str, Any]] | None = None
+    if mode == "replace" or not lake.table_exists(uri):
+        early = jobs.submit_now(lake.profile_table, table=result.table, version=-1, **profile_options)
     try:
         with maker.begin() as session:
             # Allocating the row ids locks the dataset's row until this transaction ends. The very
@@ -341,19 +365,7 @@ def run_import(
             report,
         )
     steps("profiling", 0.85)
-    try:
-        profile = lake.profile(
-            lake_uri(dataset_id),
-            columns=specs,
-            version=written.version,
-            time_column=time_column,
-            cadence=cadence if time_column else None,
-            now=clock.now(),
-            time_zone=settings.timezone,
-        )
-    except lake.LakeError as exc:  # a profile problem must not lose a committed version
-        _log.warning("profile failed", dataset=dataset_id, version=written.version, error=exc.message)
-        profile = {"error": exc.message}
+    profile = _profile(uri, written, early, result.table.num_rows, profile_options)
     seconds = time.perf_counter() - started
     with maker.begin() as session:
         now = clock.now()
@@ -460,6 +472,26 @@ def run_import(
     IMPORT_ROWS.inc(result.table.num_rows)
     steps("done", 1.0)
     return final
+
+
+def _profile(
+    uri: str,
+    written: lake.WriteResult,
+    early: Future[dict[str, Any]] | None,
+    rows_in_hand: int,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """The quality profile of the version just written: the one computed in memory when the
+    version holds exactly those rows, else one computed from the lake. A profile problem is
+    recorded in the profile; it never undoes a committed version."""
+    try:
+        in_memory = early.result() if early is not None else None
+        if in_memory is not None and written.committed and written.row_count == rows_in_hand:
+            return {**in_memory, "version": written.version}
+        return lake.profile(uri, version=written.version, **options)
+    except lake.LakeError as exc:
+        _log.warning("profile failed", uri=uri, version=written.version, error=exc.message)
+        return {"error": exc.message}
 
 
 def _write(

@@ -6,14 +6,16 @@ Work submitted here keeps the request's context (request id, language) and logs 
 from __future__ import annotations
 
 import contextvars
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from zhishe.core.observability import get_logger
 
-__all__ = ["shutdown", "submit"]
+__all__ = ["shutdown", "submit", "submit_now"]
 
+T = TypeVar("T")
 _pool: ThreadPoolExecutor | None = None
 _log = get_logger("zhishe.jobs")
 
@@ -35,6 +37,22 @@ def submit(fn: Callable[..., Any], /, **kwargs: Any) -> Future[Any]:
             raise
 
     return _pool.submit(run)
+
+
+def submit_now(fn: Callable[..., T], /, **kwargs: Any) -> Future[T]:
+    """Run ``fn(**kwargs)`` on its own thread at once (work that the caller will wait for, so it
+    must not queue behind the background pool)."""
+    future: Future[T] = Future()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            future.set_result(context.run(fn, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="zhishe-now", daemon=True).start()
+    return future
 
 
 def shutdown() -> None:

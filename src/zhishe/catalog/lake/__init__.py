@@ -17,7 +17,7 @@ from zhishe.catalog.lake.errors import (
 )
 from zhishe.catalog.lake.exporting import ExportFormat, export
 from zhishe.catalog.lake.filters import And, Condition, Filter, Not, Op, Or, filter_to_json, parse_filter
-from zhishe.catalog.lake.profiling import profile
+from zhishe.catalog.lake.profiling import profile, profile_table
 from zhishe.catalog.lake.query import Direction, Measure, Page, TimeUnit, aggregate, count, read
 from zhishe.catalog.lake.render import json_value, rows_to_dicts
 from zhishe.catalog.lake.store import (
@@ -63,6 +63,7 @@ __all__ = [
     "next_row_id",
     "parse_filter",
     "profile",
+    "profile_table",
     "read",
     "rows_to_dicts",
     "table_exists",

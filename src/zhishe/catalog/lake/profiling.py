@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 from sqlglot import exp
 
 from zhishe.catalog.lake._schema import key_names
@@ -77,7 +78,62 @@ def profile(
     column, cadence or time zone.
     """
     snap = open_snapshot(uri, columns, version)
-    known = snap.known
+    row_count = int(snap.table.count())
+    source: Any = dataset(snap.table)
+    if row_count <= IN_MEMORY_ROWS:
+        # one read of the files instead of one per statistic: the profile runs several queries
+        source = source.to_table(columns=list(snap.known.by_name))
+    return _profile(
+        source,
+        snap.known,
+        columns,
+        version=snap.version,
+        row_count=row_count,
+        time_column=time_column,
+        cadence=cadence,
+        now=now,
+        time_zone=time_zone,
+    )
+
+
+def profile_table(
+    table: pa.Table,
+    *,
+    columns: list[ColumnSpec],
+    version: int,
+    time_column: str | None = None,
+    cadence: str | None = None,
+    now: datetime | None = None,
+    time_zone: str = "UTC",
+) -> dict[str, Any]:
+    """The same profile, of rows already in memory that are exactly the content of `version`
+    (a first write, or a replace): no read of the lake is needed."""
+    known = Known([c for c in columns if c.name in table.column_names])
+    return _profile(
+        table,
+        known,
+        columns,
+        version=version,
+        row_count=table.num_rows,
+        time_column=time_column,
+        cadence=cadence,
+        now=now,
+        time_zone=time_zone,
+    )
+
+
+def _profile(
+    source: Any,
+    known: Known,
+    columns: list[ColumnSpec],
+    *,
+    version: int,
+    row_count: int,
+    time_column: str | None,
+    cadence: str | None,
+    now: datetime | None,
+    time_zone: str,
+) -> dict[str, Any]:
     time_spec = known.get(time_column, role="time column") if time_column is not None else None
     unit = _cadence_unit(cadence) if cadence is not None else None
     if time_spec is not None and ColumnType(time_spec.type) not in (ColumnType.DATE, ColumnType.DATETIME):
@@ -94,12 +150,7 @@ def profile(
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise LakeQueryError("now must be an aware datetime", detail={})
     zone = _zone(time_zone)
-    row_count = int(snap.table.count())
-    result: dict[str, Any] = {"version": snap.version, "row_count": row_count}
-    source: Any = dataset(snap.table)
-    if row_count <= IN_MEMORY_ROWS:
-        # one read of the files instead of one per statistic: the profile runs several queries
-        source = source.to_table(columns=list(known.by_name))
+    result: dict[str, Any] = {"version": version, "row_count": row_count}
     with duck({_TABLE: source}) as con:
         result["distinct_approximate"] = row_count > EXACT_DISTINCT_ROWS
         result["columns"] = _columns(con, known, row_count)
