@@ -348,11 +348,21 @@ def test_profile_computed_in_memory_equals_the_profile_read_from_the_lake(cw):
     cw.create(columns=AIR_COLUMNS, time_column="day")
     cw.upload("air", AIR_CSV)  # first write: profiled in memory
     cw.upload("air", AIR_CSV, mode="replace")  # replace: profiled in memory
-    cw.upload("air", "station,day,pm25,aqi,reporter_phone\n南城,2026-01-09,5,5,q\n".encode())  # append: from the lake
+    cw.upload(
+        "air", "station,day,pm25,aqi,reporter_phone\n南城,2026-01-09,5,5,q\n".encode()
+    )  # append: from the lake
     dataset = service.get_or_raise(session=cw.db, dataset="air")
     for version in (0, 1, 2):
-        stored = cw.client.get(f"/api/v1/datasets/air/versions/{version}/profile",
-                               headers=cw.h("env.steward")).json()["profile"]
-        fresh = lake.profile(service.lake_uri(dataset.id), columns=service.column_specs(dataset), version=version,
-                             time_column="day", cadence="daily", now=clock.now(), time_zone="Asia/Shanghai")
+        stored = cw.client.get(
+            f"/api/v1/datasets/air/versions/{version}/profile", headers=cw.h("env.steward")
+        ).json()["profile"]
+        fresh = lake.profile(
+            service.lake_uri(dataset.id),
+            columns=service.column_specs(dataset),
+            version=version,
+            time_column="day",
+            cadence="daily",
+            now=clock.now(),
+            time_zone="Asia/Shanghai",
+        )
         assert stored == json.loads(json.dumps(fresh)), version
