@@ -1,7 +1,8 @@
 """Reading datasets: THE read function (``read_rows``), aggregates, versions, quality profiles,
 diffs and exports. Every function decides which columns the actor may see through
 ``service.readable_columns`` (and, with the exchange, which rows), runs the read through
-``catalog.lake`` (DuckDB over the Delta table, never concatenated SQL) and audits it.
+``catalog.lake`` (DuckDB over the Delta table, never concatenated SQL) and audits it. Lake errors
+are already the platform's errors (Invalid, Conflict, NotFound) and pass through unchanged.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from zhishe.catalog.service import (
 )
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor
-from zhishe.core.errors import Conflict, Forbidden, Invalid, NotFound
+from zhishe.core.errors import Forbidden, Invalid, NotFound
 from zhishe.core.i18n import T
 
 __all__ = [
@@ -73,14 +74,6 @@ def _version_or_latest(dataset: Dataset, version: int | None) -> int:
     return version
 
 
-def _lake_error(exc: lake.LakeError) -> Exception:
-    if isinstance(exc, lake.LakeNotFound):
-        return NotFound(exc.message, detail=exc.detail)
-    if isinstance(exc, lake.LakeConflictError):
-        return Conflict(exc.message, detail=exc.detail)
-    return Invalid(exc.message, detail=exc.detail)
-
-
 def read_rows(
     *,
     session: Session,
@@ -115,21 +108,18 @@ def read_rows(
     at = _version_or_latest(found, version)
     if not 1 <= limit <= 10000:
         raise Invalid("limit must be between 1 and 10000", detail={"parameter": "limit"})
-    try:
-        parsed = lake.parse_filter(where) if where else None
-        page = lake.read(
-            lake_uri(found.id),
-            columns=visible,
-            version=at,
-            select=chosen,
-            where=parsed,
-            order=_directions(order),
-            after=after,
-            limit=limit,
-            with_total=with_total,
-        )
-    except lake.LakeError as exc:
-        raise _lake_error(exc) from exc
+    parsed = lake.parse_filter(where) if where else None
+    page = lake.read(
+        lake_uri(found.id),
+        columns=visible,
+        version=at,
+        select=chosen,
+        where=parsed,
+        order=_directions(order),
+        after=after,
+        limit=limit,
+        with_total=with_total,
+    )
     record(
         session=session,
         actor=actor,
@@ -161,18 +151,15 @@ def aggregate(
         if name not in names:
             raise Invalid(f"unknown or unreadable column {name!r}", detail={"column": name})
     at = _version_or_latest(found, version)
-    try:
-        result = lake.aggregate(
-            lake_uri(found.id),
-            columns=visible,
-            version=at,
-            group_by=group_by,
-            measures=measures,  # type: ignore[arg-type]
-            time_bucket=time_bucket,
-            limit=limit,  # type: ignore[arg-type]
-        )
-    except lake.LakeError as exc:
-        raise _lake_error(exc) from exc
+    result = lake.aggregate(
+        lake_uri(found.id),
+        columns=visible,
+        version=at,
+        group_by=group_by,
+        measures=measures,  # type: ignore[arg-type]
+        time_bucket=time_bucket,
+        limit=limit,  # type: ignore[arg-type]
+    )
     record(
         session=session,
         actor=actor,
@@ -185,11 +172,17 @@ def aggregate(
     return result
 
 
-def list_versions(*, session: Session, actor: Actor, dataset: int | str) -> list[DatasetVersion]:
-    """Every version of a dataset, newest first."""
+def _described(*, session: Session, actor: Actor, dataset: int | str) -> Dataset:
+    """A dataset whose versions and definitions the actor may see (not a 不予共享 one of others)."""
     found = read_dataset(session=session, actor=actor, dataset=dataset)
     if is_restricted(actor, found):
         raise Forbidden(T("dataset {slug} is not shared (不予共享)", slug=found.slug))
+    return found
+
+
+def list_versions(*, session: Session, actor: Actor, dataset: int | str) -> list[DatasetVersion]:
+    """Every version of a dataset, newest first."""
+    found = _described(session=session, actor=actor, dataset=dataset)
     return list(
         session.scalars(
             select(DatasetVersion)
@@ -203,9 +196,7 @@ def get_version_or_raise(
     *, session: Session, actor: Actor, dataset: int | str, version: int
 ) -> DatasetVersion:
     """One version's record (profile included)."""
-    found = read_dataset(session=session, actor=actor, dataset=dataset)
-    if is_restricted(actor, found):
-        raise Forbidden(T("dataset {slug} is not shared (不予共享)", slug=found.slug))
+    found = _described(session=session, actor=actor, dataset=dataset)
     row = session.scalar(
         select(DatasetVersion).where(DatasetVersion.dataset_id == found.id, DatasetVersion.version == version)
     )
@@ -248,9 +239,7 @@ def read_profile(
 
 def list_definition_changes(*, session: Session, actor: Actor, dataset: int | str) -> list[DefinitionChange]:
     """Changes of column definitions, newest first."""
-    found = read_dataset(session=session, actor=actor, dataset=dataset)
-    if is_restricted(actor, found):
-        raise Forbidden(T("dataset {slug} is not shared (不予共享)", slug=found.slug))
+    found = _described(session=session, actor=actor, dataset=dataset)
     return list(
         session.scalars(
             select(DefinitionChange)
@@ -284,12 +273,9 @@ def diff_versions(
         )
         every = {c.name for c in found.columns} | {c["name"] for snap in snapshots for c in snap}
         hide = every - names
-    try:
-        result = lake.diff(
-            lake_uri(found.id), columns=visible, from_version=a, to_version=b, sample=sample, hide=hide
-        )
-    except lake.LakeError as exc:
-        raise _lake_error(exc) from exc
+    result = lake.diff(
+        lake_uri(found.id), columns=visible, from_version=a, to_version=b, sample=sample, hide=hide
+    )
     record(
         session=session,
         actor=actor,
@@ -325,18 +311,15 @@ def export_rows(
         if name not in names:
             raise Invalid(f"unknown or unreadable column {name!r}", detail={"column": name})
     at = _version_or_latest(found, version)
-    try:
-        count = lake.export(
-            lake_uri(found.id),
-            columns=visible,
-            version=at,
-            select=select or sorted(names, key=[c.name for c in visible].index),
-            where=lake.parse_filter(where) if where else None,
-            fmt=fmt,
-            dest=dest,
-        )  # type: ignore[arg-type]
-    except lake.LakeError as exc:
-        raise _lake_error(exc) from exc
+    count = lake.export(
+        lake_uri(found.id),
+        columns=visible,
+        version=at,
+        select=select or sorted(names, key=[c.name for c in visible].index),
+        where=lake.parse_filter(where) if where else None,
+        fmt=fmt,
+        dest=dest,
+    )  # type: ignore[arg-type]
     record(
         session=session,
         actor=actor,
