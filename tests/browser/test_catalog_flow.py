@@ -16,6 +16,18 @@ CSV = "day,station,pm25\n" + "".join(
 )
 
 
+def _wait_for(page, selector: str) -> None:
+    """Wait for ``selector``; on a timeout, fail with what the page shows instead."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_selector(selector, timeout=30000)
+    except PlaywrightTimeout:
+        raise AssertionError(
+            f"{selector} did not appear on {page.url}:\n{page.inner_text('body')[:2000]}"
+        ) from None
+
+
 def test_login_import_preview_chart_and_language(live_server, page, world, tmp_path):
     org = world.org("dept-env", name="生态环境局")
     world.user("env.steward", org, role="steward")
@@ -53,11 +65,11 @@ def test_login_import_preview_chart_and_language(live_server, page, world, tmp_p
     page.goto(f"{live_server}/datasets/air/import")
     page.set_input_files("input[name=file]", str(csv_path))
     page.click("#upload-form button")
-    page.wait_for_selector("#confirm-form")
+    _wait_for(page, "#confirm-form")
     assert page.locator("select[data-col=pm25]").input_value() == "decimal"
     assert page.locator("select[data-col=day]").input_value() == "date"
     page.click("#confirm")
-    page.wait_for_selector("#see-preview")
+    _wait_for(page, "#see-preview")
     page.click("#see-preview")
     page.wait_for_selector("#preview-table")
     cells = page.locator("#preview-table tbody tr").first.locator("td").all_inner_texts()

@@ -16,6 +16,8 @@
         if (xhr.status < 400 && xhr.responseURL) { window.location = xhr.responseURL; return; }
         document.open(); document.write(xhr.responseText); document.close();
       };
+      // If the request cannot be made at all, fall back to a plain form post.
+      xhr.onerror = function () { form.submit(); };
       xhr.send(new FormData(form));
     });
   }
