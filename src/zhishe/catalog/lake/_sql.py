@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pds
 from sqlglot import exp
 
 from zhishe.catalog.lake.errors import LakeError, LakeQueryError
@@ -179,17 +180,44 @@ def duck(relations: Mapping[str, Any]) -> Iterator[duckdb.DuckDBPyConnection]:
     """A private DuckDB connection with `relations` (Arrow datasets, tables) registered by name.
 
     Each call gets its own cursor on one shared in-memory database, so threads never share a
-    connection; registrations vanish when the block ends.
+    connection; registrations vanish when the block ends. File datasets are registered with
+    their string columns declared as ``string_view`` (see ``_for_duckdb``).
     """
     with _ROOT_LOCK:
         con = _root().cursor()
     try:
         con.execute("SET TimeZone = 'UTC'")
         for name, relation in relations.items():
-            con.register(name, relation)
+            con.register(name, _for_duckdb(relation))
         yield con
     finally:
         con.close()
+
+
+def _for_duckdb(relation: Any) -> Any:
+    """A file dataset with its string columns declared as ``string_view``.
+
+    delta-rs's MERGE (upserts) writes files whose stored Arrow type is ``string_view`` while
+    plain writes store ``string``. When DuckDB pushes a filter on a string column into the scan,
+    pyarrow cannot compare a ``string`` field with a ``string_view`` file ("no kernel matching
+    input types"); declared as ``string_view``, files of both kinds filter correctly. DuckDB reads
+    either as VARCHAR, so query results are unchanged.
+    """
+    if not isinstance(relation, pds.FileSystemDataset):
+        return relation
+    schema = relation.schema
+    if not any(pa.types.is_string(f.type) or pa.types.is_large_string(f.type) for f in schema):
+        return relation
+    viewed = pa.schema(
+        [
+            f.with_type(pa.string_view())
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            else f
+            for f in schema
+        ],
+        metadata=schema.metadata,
+    )
+    return pds.FileSystemDataset(list(relation.get_fragments()), viewed, relation.format, relation.filesystem)
 
 
 def sql_text(query: exp.Expr) -> str:
