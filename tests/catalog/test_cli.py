@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
@@ -113,3 +115,26 @@ def test_cli_errors_are_one_clear_line(db):
     assert result.exit_code == 1 and "error: dataset nope does not exist" in result.output
     result = runner.invoke(app, ["org", "create", "x", "--name-zh", "x", "--kind", "planet"])
     assert result.exit_code == 2
+
+
+def test_help_lists_every_group_and_every_dataset_command():
+    top = zs("--help")
+    for group in ("org", "user", "token", "dataset", "audit", "exchange", "init", "serve", "demo"):
+        assert group in top
+    dataset = zs("dataset", "--help")
+    for command in ("list", "show", "create", "import", "versions", "diff", "export"):
+        assert command in dataset
+    assert "--skip-bad-rows" in zs("dataset", "import", "--help")
+
+
+def test_the_import_command_loads_no_web_query_or_diff_code():
+    # `zhishe dataset import` starts a new process each time: what it imports is its start-up cost
+    code = (
+        "import sys\n"
+        "import zhishe.cli, zhishe.catalog.flows\n"
+        "heavy = ('fastapi', 'uvicorn', 'jinja2', 'duckdb', 'sqlglot', 'openpyxl', 'pyarrow.parquet',\n"
+        "         'zhishe.app', 'zhishe.catalog.api', 'zhishe.catalog.reads', 'zhishe.catalog.lake.diffing')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

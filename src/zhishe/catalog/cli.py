@@ -1,4 +1,8 @@
-"""`zhishe dataset`: list, show, create, import, versions, diff and export datasets."""
+"""`zhishe dataset`: list, show, create, import, versions, diff and export datasets.
+
+Each command imports what it needs inside its body, so that one command does not pay for the
+others' modules (an import of a CSV never loads the diff, export or query code, nor the web API).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from zhishe.catalog import flows, reads, service
-from zhishe.catalog.schemas import DatasetCreate
 from zhishe.core.cli_support import (
     AS_USER,
     console,
     err_console,
     handle_errors,
+    keep_loaded,
     maker,
     resolve_actor,
     transaction,
@@ -32,6 +33,10 @@ dataset_app = typer.Typer(
 @handle_errors
 def list_(q: str = typer.Option(None, help="Search text"), as_user: str = AS_USER) -> None:
     """List datasets."""
+    from rich.table import Table
+
+    from zhishe.catalog import service
+
     with transaction() as session:
         actor = resolve_actor(session, as_user)
         page, _facets = service.list_datasets(session=session, actor=actor, q=q, limit=500)
@@ -53,6 +58,7 @@ def list_(q: str = typer.Option(None, help="Search text"), as_user: str = AS_USE
 @handle_errors
 def show(dataset: str = typer.Argument(..., help="Id or slug"), as_user: str = AS_USER) -> None:
     """Show a dataset's metadata and schema."""
+    from zhishe.catalog import service
     from zhishe.catalog.api import to_read
 
     with transaction() as session:
@@ -76,6 +82,9 @@ def create(
     as_user: str = AS_USER,
 ) -> None:
     """Register a dataset from a JSON metadata file (the same shape as POST /api/v1/datasets)."""
+    from zhishe.catalog import service
+    from zhishe.catalog.schemas import DatasetCreate
+
     try:
         data = json.loads(metadata.read_text(encoding="utf-8"))
         dataset_in = DatasetCreate.model_validate(data)
@@ -102,6 +111,11 @@ def import_(
     as_user: str = AS_USER,
 ) -> None:
     """Validate a file and commit it as a new version of a dataset."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from zhishe.catalog import flows
+
+    keep_loaded()  # a short process: see keep_loaded
     if mode not in flows.MODES:
         raise Invalid(f"--mode must be one of {', '.join(flows.MODES)}")
     with transaction() as session:
@@ -149,6 +163,10 @@ def import_(
 @handle_errors
 def versions(dataset: str = typer.Argument(...), as_user: str = AS_USER) -> None:
     """List a dataset's versions."""
+    from rich.table import Table
+
+    from zhishe.catalog import reads
+
     with transaction() as session:
         actor = resolve_actor(session, as_user)
         table = Table("version", "when", "who", "mode", "rows", "+", "~", "-", "rejected", "note")
@@ -177,6 +195,8 @@ def diff(
     as_user: str = AS_USER,
 ) -> None:
     """Rows added, removed and changed between two versions (JSON)."""
+    from zhishe.catalog import reads
+
     with transaction() as session:
         actor = resolve_actor(session, as_user)
         result = reads.diff_versions(
@@ -195,6 +215,8 @@ def export(
     as_user: str = AS_USER,
 ) -> None:
     """Export a version's rows to a file."""
+    from zhishe.catalog import reads
+
     if fmt not in ("csv", "json", "ndjson", "parquet"):
         raise Invalid(f"--format must be csv, json, ndjson or parquet, not {fmt!r}")
     with transaction() as session:

@@ -285,3 +285,18 @@ def test_a_wrong_encoding_from_the_caller_is_corrected_before_the_header_is_read
     result = load(path, columns, timezone=TZ, encoding="utf-8")
     assert result.encoding == "gb18030" and result.table.num_rows == 1
     assert read_raw(path, encoding="utf-8").columns == ["站点", "日期", "数值"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030"])
+def test_only_a_file_with_quotes_is_read_as_possibly_holding_multiline_values(
+    tmp_path: Path, encoding: str
+) -> None:
+    from zhishe.catalog.ingest._csv import _may_quote, open_csv
+
+    path = tmp_path / "data.csv"
+    path.write_bytes("名称,说明\n甲,一\n乙,二\n".encode(encoding))
+    assert _may_quote(open_csv(path, fmt="csv", encoding=encoding)) is False
+    path.write_bytes('名称,说明\n甲,"一\n行"\n乙,二\n'.encode(encoding))
+    assert _may_quote(open_csv(path, fmt="csv", encoding=encoding)) is True
+    columns = [ColumnSpec("名称", ColumnType.STRING), ColumnSpec("说明", ColumnType.STRING)]
+    assert load(path, columns, timezone="UTC").table.column("说明").to_pylist() == ["一\n行", "二"]

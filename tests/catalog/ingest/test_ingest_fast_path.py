@@ -253,3 +253,66 @@ def test_rule_shortcuts_agree_with_the_rules_own_implementation(
         rule = convert_text(column_type, text, timezone=timezone, shortcuts=False)
         assert quick.bad.to_pylist() == rule.bad.to_pylist(), batch
         assert quick.values.to_pylist() == rule.values.to_pylist(), batch
+
+
+def test_text_columns_converted_in_pieces_agree_with_the_whole_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Large files convert their text columns in row ranges on several threads. Each piece may
+    # take another of the rules' shortcuts (here: naive times, times with an offset, then both
+    # mixed), and the result must still be the full validation's, row for row.
+    from zhishe.catalog.ingest import validation
+
+    monkeypatch.setattr(validation, "_PIECE_ROWS", 4)
+    monkeypatch.setattr(validation.os, "cpu_count", lambda: 3)
+    times = (
+        ["2024-03-10 08:00:00"] * 4
+        + [
+            "2024-03-10T08:00:00+08:00",
+            "2024-03-10T00:00:00Z",
+            "2024-03-31T01:30:00.5+01:00",
+            "2024-1-2T3:04",
+        ]
+        + ["2024-03-10 08:00", "2024-03-10T08:00:00-05:30", "2024-03-10", ""]
+    )
+    rows = [
+        {"t": t, "i": str(n * 7 - 20), "s": f"值{n}", "x": f"{n}.25", "d": f"2024-02-{n + 1:02d}"}
+        for n, t in enumerate(times)
+    ]
+    path = tmp_path / "data.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    columns = [
+        ColumnSpec("t", ColumnType.DATETIME),
+        ColumnSpec("i", ColumnType.INTEGER),
+        ColumnSpec("s", ColumnType.STRING),
+        ColumnSpec("x", ColumnType.DECIMAL),
+        ColumnSpec("d", ColumnType.DATE),
+    ]
+    assert len(validation._ranges(len(rows))) == 3
+    fast = _fast_csv(open_csv(path, fmt="csv", encoding="utf-8"), columns, fmt="csv", timezone=TZ)
+    slow = validate(read_raw(path), columns, timezone=TZ)
+    assert fast is not None and slow.issue_count == 0
+    assert fast.table.column("t").num_chunks == 3  # it did convert in pieces
+    assert fast.table.equals(slow.table), (fast.table.to_pylist(), slow.table.to_pylist())
+
+
+def test_a_bad_value_in_any_piece_falls_back_to_the_full_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zhishe.catalog.ingest import validation
+
+    monkeypatch.setattr(validation, "_PIECE_ROWS", 3)
+    monkeypatch.setattr(validation.os, "cpu_count", lambda: 4)
+    values = [str(n) for n in range(12)]
+    values[10] = "1O"  # a letter O, in the last piece
+    path = tmp_path / "data.csv"
+    path.write_bytes(_csv_bytes(values))
+    columns = [ColumnSpec("v", ColumnType.INTEGER), ColumnSpec("k", ColumnType.INTEGER)]
+    assert _fast_csv(open_csv(path, fmt="csv", encoding="utf-8"), columns, fmt="csv", timezone=TZ) is None
+    result = load(path, columns, timezone=TZ)
+    assert result.bad_rows == [11] and [(i.row, i.column, i.value) for i in result.issues] == [
+        (11, "v", "1O")
+    ]

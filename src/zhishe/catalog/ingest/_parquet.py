@@ -7,7 +7,6 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from zhishe.catalog.ingest._header import clean_names
 from zhishe.catalog.ingest.errors import IngestError
@@ -17,6 +16,8 @@ __all__ = ["read_parquet", "text_view"]
 
 def read_parquet(path: Path) -> pa.Table:
     """The typed table of a Parquet file, its column names cleaned and checked."""
+    import pyarrow.parquet as pq  # here: CSV imports, the common case, do not need it
+
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:

@@ -303,6 +303,26 @@ def validate(
     )
 
 
+#: Rows per piece when a text column is converted in pieces (see `_fast_csv`).
+_PIECE_ROWS = 250_000
+
+
+def _ranges(rows: int) -> list[tuple[int, int]]:
+    """(start, length) of the pieces of `rows` rows: one per worker thread, at least `_PIECE_ROWS` each."""
+    count = max(1, min(os.cpu_count() or 1, rows // _PIECE_ROWS))
+    size = max(1, -(-rows // count))
+    return [(start, min(size, rows - start)) for start in range(0, rows, size)] or [(0, 0)]
+
+
+def _joined(parts: list[Converted]) -> Converted:
+    """The pieces of one column, in order, as one converted column (no copy)."""
+    if len(parts) == 1:
+        return parts[0]
+    values = pa.chunked_array([c for p in parts for c in p.values.chunks], parts[0].values.type)
+    bad = pa.chunked_array([c for p in parts for c in p.bad.chunks], pa.bool_())
+    return Converted(values, bad)
+
+
 def _fast_csv(source: CsvSource, columns: list[ColumnSpec], *, fmt: str, timezone: str) -> LoadResult | None:
     """Read and convert a clean CSV/TSV in one pass; None when any value needs the full check."""
     declared = {c.name: c for c in columns}
@@ -322,10 +342,10 @@ def _fast_csv(source: CsvSource, columns: list[ColumnSpec], *, fmt: str, timezon
 
     declined = threading.Event()  # one bad value is enough: the other columns need not be done
 
-    def convert(spec: ColumnSpec) -> Converted | None:
+    def convert(spec: ColumnSpec, start: int, length: int) -> Converted | None:
         if declined.is_set():
             return None
-        column = table.column(spec.name)
+        column = table.column(spec.name).slice(start, length)
         if spec.type in _NATIVE:
             conv = convert_typed(spec.type, column, timezone=timezone)
         else:
@@ -335,10 +355,25 @@ def _fast_csv(source: CsvSource, columns: list[ColumnSpec], *, fmt: str, timezon
             return None
         return conv
 
-    results = _in_parallel([functools.partial(convert, spec) for spec in columns])
-    converted = [conv for conv in results if conv is not None]
-    if len(converted) != len(columns):
-        return None
+    # Columns converted from text (integers, datetimes…) are cut into row ranges, so that one
+    # slow column does not keep a single thread busy while the others wait. Every rule decides
+    # row by row, so the pieces convert exactly as the whole column would.
+    pieces = {
+        spec.name: [(0, table.num_rows)] if spec.type in _NATIVE else _ranges(table.num_rows)
+        for spec in columns
+    }
+    jobs: list[Callable[[], Converted | None]] = [
+        functools.partial(convert, spec, start, length)
+        for spec in columns
+        for start, length in pieces[spec.name]
+    ]
+    results = iter(_in_parallel(jobs))
+    converted: list[Converted] = []
+    for spec in columns:
+        parts = [next(results) for _ in pieces[spec.name]]
+        if any(part is None for part in parts):
+            return None
+        converted.append(_joined([part for part in parts if part is not None]))
     return _result(
         columns=columns,
         converted=converted,

@@ -244,7 +244,9 @@ def _open_or_none(location: str) -> DeltaTable | None:
 
 
 def _with_row_ids(rows: pa.Table, start: int) -> pa.Table:
-    ids = pa.array(range(start, start + rows.num_rows), type=pa.int64())
+    # start, start + 1, …: built in Arrow (a Python range of a million ints costs ~0.1 s)
+    ones = pa.repeat(pa.scalar(1, pa.int64()), rows.num_rows)
+    ids = pc.add(pc.cumulative_sum(ones), start - 1) if rows.num_rows else pa.array([], pa.int64())
     table = rows.add_column(0, pa.field(ROW_ID, pa.int64(), nullable=False), ids)
     return table
 
