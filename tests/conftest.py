@@ -22,7 +22,10 @@ from zhishe.core.accounts.models import Organisation, User
 from zhishe.core.auth import hash_password
 from zhishe.core.config import get_settings, reset_settings
 from zhishe.core.db import get_sessionmaker, reset_engine
+from zhishe.hooks import install as install_hooks
 from zhishe.tables import Base
+
+install_hooks()
 
 _HASH = hash_password(PASSWORD)
 
@@ -58,6 +61,8 @@ def settings_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         "ZHISHE_LAKE_URI": str(data_dir / "lake"),
         "ZHISHE_SECRET_KEY": "test-secret-key-not-for-production",
         "ZHISHE_MAX_UPLOAD_MB": "64",
+        "ZHISHE_WEBHOOK_ALLOW_PRIVATE": "true",
+        "ZHISHE_BACKGROUND_WORKERS": "false",
     }
     previous = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

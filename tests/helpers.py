@@ -41,7 +41,15 @@ def bearer(session: Session, user: Any, scopes: list[str] | None = None) -> dict
         token_in=TokenCreate(
             name="test",
             scopes=scopes
-            or ["catalog:read", "catalog:write", "accounts:read", "accounts:write", "audit:read"],
+            or [
+                "catalog:read",
+                "catalog:write",
+                "accounts:read",
+                "accounts:write",
+                "audit:read",
+                "exchange:read",
+                "exchange:write",
+            ],
         ),
     )
     session.commit()

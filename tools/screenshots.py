@@ -35,6 +35,14 @@ PAGES = [
     ("tokens", "/tokens"),
     ("orgs", "/admin/orgs"),
 ]
+#: Exchange pages, each seen by the demo user it is about.
+AS_USER = [
+    ("water.steward", "exchange-queue", "/exchange?tab=incoming"),
+    ("water.steward", "exchange-request", "/exchange/requests/1"),
+    ("water.steward", "exchange-new", "/exchange/requests/new?dataset=household-register"),
+    ("bureau.admin", "exchange-dashboard", "/exchange/dashboard"),
+    ("water.steward", "exchange-issue", "/exchange/issues/1"),
+]
 
 
 def main() -> None:
@@ -67,6 +75,21 @@ def main() -> None:
                         page.wait_for_selector("#chart[data-drawn='1']", timeout=20000)
                     page.screenshot(path=str(out / f"{name}-{lang}{suffix}.png"), full_page=suffix == "")
                 context.close()
+                for user, name, path in AS_USER:
+                    if args.only and name not in args.only.split(","):
+                        continue
+                    context = browser.new_context(viewport={"width": width, "height": height})
+                    page = context.new_page()
+                    page.goto(f"{args.base}/login?lang={lang}")
+                    page.fill("input[name=username]", user)
+                    page.fill("input[name=password]", args.password)
+                    page.click("button[type=submit]")
+                    page.wait_for_load_state()
+                    page.goto(f"{args.base}{path}")
+                    if "dashboard" in path:
+                        page.wait_for_selector("#chart-states[data-drawn='1']", timeout=20000)
+                    page.screenshot(path=str(out / f"{name}-{lang}{suffix}.png"), full_page=suffix == "")
+                    context.close()
         browser.close()
 
 

@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from zhishe import __version__
+from zhishe import __version__, hooks
 from zhishe.catalog import api as catalog_api
 from zhishe.catalog import pages as catalog_pages
 from zhishe.catalog import service as catalog_service
@@ -27,11 +27,15 @@ from zhishe.core.audit import pages as audit_pages
 from zhishe.core.config import Settings, get_settings
 from zhishe.core.db import get_engine
 from zhishe.core.deps import OptionalActor, SessionDep
+from zhishe.core.notifications import api as notifications_api
+from zhishe.core.notifications import pages as notifications_pages
 from zhishe.core.observability import REGISTRY, configure_logging
 from zhishe.core.web import pages as web_pages
 from zhishe.core.web.errors import install_error_handlers
 from zhishe.core.web.middleware import RequestContextMiddleware
 from zhishe.core.web.shell import register_templates, render
+from zhishe.exchange import api as exchange_api
+from zhishe.exchange import pages as exchange_pages
 
 __all__ = ["create_app"]
 
@@ -42,10 +46,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The whole platform as one ASGI application."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    hooks.install()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop_workers = None
+        if settings.background_workers:
+            from zhishe.core.db import get_sessionmaker
+            from zhishe.exchange import worker
+
+            stop_workers = worker.start(lambda: get_sessionmaker(settings.database_url))
         yield
+        if stop_workers is not None:
+            stop_workers()
         jobs.shutdown()  # let running imports finish before the process exits
 
     app = FastAPI(
@@ -64,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _HERE / "core/accounts/templates",
         _HERE / "core/audit/templates",
         _HERE / "catalog/templates",
+        _HERE / "core/notifications/templates",
+        _HERE / "exchange/templates",
     ):
         register_templates(folder)
     app.mount(
@@ -74,10 +89,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accounts_api.router,
         audit_api.router,
         catalog_api.router,
+        exchange_api.router,
+        notifications_api.router,
         web_pages.router,
         accounts_pages.router,
         audit_pages.router,
         catalog_pages.router,
+        exchange_pages.router,
+        notifications_pages.router,
     ):
         app.include_router(router)
     _add_platform_routes(app)

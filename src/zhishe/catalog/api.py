@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
@@ -12,6 +11,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 
 from zhishe.catalog import flows, lake, reads, service
+from zhishe.catalog.access import where_from_text
 from zhishe.catalog.models import Dataset
 from zhishe.catalog.schemas import (
     ColumnRead,
@@ -98,17 +98,7 @@ def _parse_order(order: str | None) -> list[tuple[str, str]] | None:
 
 
 def _parse_where(where: str | None) -> dict[str, Any] | None:
-    if not where:
-        return None
-    try:
-        value = json.loads(where)
-    except json.JSONDecodeError as exc:
-        raise Invalid(
-            f"where: not valid JSON ({exc.msg} at position {exc.pos})", detail={"parameter": "where"}
-        ) from exc
-    if not isinstance(value, dict):
-        raise Invalid("where: must be a JSON object", detail={"parameter": "where"})
-    return value
+    return where_from_text(where, name="where")
 
 
 def _rows_page(dataset: Dataset, page: lake.Page) -> RowsPage:
@@ -265,6 +255,9 @@ def rows(
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 50,
     total: bool = False,
+    grant: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Read through this exchange grant")
+    ] = None,
 ) -> RowsPage:
     """Rows of a version, projected, filtered, ordered and keyset-paged."""
     found = service.get_or_raise(session=session, dataset=dataset)
@@ -279,11 +272,19 @@ def rows(
         after=after,
         limit=limit,
         with_total=total,
+        grant=grant,
     )
     link_next(
         response,
         page.next,
-        {"version": page.version, "select": select, "where": where, "order": order, "limit": limit},
+        {
+            "version": page.version,
+            "select": select,
+            "where": where,
+            "order": order,
+            "limit": limit,
+            "grant": grant,
+        },
     )
     return _rows_page(found, page)
 
@@ -354,6 +355,9 @@ def export(
     version: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     select: str | None = None,
     where: str | None = None,
+    grant: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Export through this exchange grant")
+    ] = None,
 ) -> FileResponse:
     """Download a version (time travel) in CSV, JSON, NDJSON or Parquet."""
     found = service.get_or_raise(session=session, dataset=dataset)
@@ -368,6 +372,7 @@ def export(
         version=version,
         select=[s for s in select.split(",") if s] if select else None,
         where=_parse_where(where),
+        grant=grant,
     )
     background.add_task(_cleanup, folder)
     media = {

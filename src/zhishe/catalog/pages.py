@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from zhishe.catalog import flows, lake, reads, service
+from zhishe.catalog.access import read_scope
 from zhishe.catalog.api import receive_upload
 from zhishe.catalog.schemas import CADENCES, ColumnIn, DatasetCreate, DatasetUpdate, SharingClass
 from zhishe.catalog.types import Classification, ColumnType
@@ -234,12 +235,17 @@ def dataset_page(
         "owner": accounts.get_org_or_raise(session=session, org_id=dataset.owner_org_id),
         "overdue": service.is_overdue(dataset),
         "can_write": can(actor, "dataset.write", org_id=dataset.owner_org_id),
+        "can_request": (
+            dataset.owner_org_id != actor.org_id
+            and dataset.sharing_class != SharingClass.NOT_SHARED
+            and can(actor, "exchange.request", org_id=actor.org_id)
+        ),
         "ops": _OPS,
     }
     if restricted:
         return render(request, "catalog/dataset.html", ctx | {"tab": "overview"})
     try:
-        readable = service.readable_columns(actor=actor, dataset=dataset)
+        readable = read_scope(session=session, actor=actor, dataset=dataset, audit_refusal=False).columns
         ctx["readable"] = {c.name for c in readable}
         ctx["row_error"] = None
     except ZhisheError as exc:
@@ -254,9 +260,12 @@ def dataset_page(
         ctx["versions"] = versions
         ctx["profile_version"] = next((v for v in versions if v.version == chosen), None)
         if ctx["profile_version"] is not None and readable:
-            ctx["profile"] = reads.read_profile(
-                session=session, actor=actor, dataset=dataset.id, version=chosen
-            )
+            try:
+                ctx["profile"] = reads.read_profile(
+                    session=session, actor=actor, dataset=dataset.id, version=chosen
+                )
+            except ZhisheError as exc:  # e.g. a grant limited to some rows: no whole-version profile
+                ctx["row_error"] = exc.message
     elif tab == "preview" and readable and dataset.current_version is not None:
         where = None
         if fcol:

@@ -1,8 +1,9 @@
 """Reading datasets: THE read function (``read_rows``), aggregates, versions, quality profiles,
-diffs and exports. Every function decides which columns the actor may see through
-``service.readable_columns`` (and, with the exchange, which rows), runs the read through
-``catalog.lake`` (DuckDB over the Delta table, never concatenated SQL) and audits it. Lake errors
-are already the platform's errors (Invalid, Conflict, NotFound) and pass through unchanged.
+diffs and exports. Every function asks ``access.read_scope`` which columns, rows and versions the
+actor may see (the open view, or an exchange grant's), runs the read through ``catalog.lake``
+(DuckDB over the Delta table, never concatenated SQL) and audits it; reads through a grant are
+also noted for the owner's usage page. Lake errors are already the platform's errors (Invalid,
+Conflict, NotFound) and pass through unchanged.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zhishe.catalog import lake
+from zhishe.catalog.access import Channel, ReadScope, Use, filter_columns, note_use, read_scope
 from zhishe.catalog.models import Dataset, DatasetVersion, DefinitionChange
 from zhishe.catalog.service import (
     get_or_raise,
@@ -21,7 +23,6 @@ from zhishe.catalog.service import (
     is_restricted,
     lake_uri,
     read_dataset,
-    readable_columns,
 )
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor
@@ -86,50 +87,92 @@ def read_rows(
     after: str | None = None,
     limit: int = 50,
     with_total: bool = False,
+    grant: int | None = None,
 ) -> lake.Page:
-    """THE read function: rows of a dataset version the actor may see, filtered, ordered, keyset-paged."""
+    """THE read function: rows of a dataset version the actor may see, filtered, ordered, keyset-paged.
+
+    ``grant`` names the exchange grant to read through (by default the open view, or else the
+    grant that covers the columns asked for)."""
     found = get_or_raise(session=session, dataset=dataset)
-    visible = readable_columns(actor=actor, dataset=found)
-    names = [c.name for c in visible]
-    chosen = select or names
-    hidden = [c for c in chosen if c not in names]
-    if hidden:
-        known = {c.name for c in found.columns}
-        unknown = [c for c in hidden if c not in known]
-        if unknown:
-            raise Invalid(f"unknown column(s): {', '.join(unknown)}", detail={"columns": unknown})
-        raise Forbidden(
-            T("you may not read the column(s): {columns}", columns=", ".join(hidden)),
-            detail={"columns": hidden},
-        )
-    for name, _direction in order or []:
-        if name not in names:
-            raise Invalid(f"cannot order by {name!r}: not a column you may read", detail={"column": name})
+    order_names = [name for name, _direction in order or []]
+    scope = read_scope(
+        session=session,
+        actor=actor,
+        dataset=found,
+        wanted=select,
+        filtered_on=[*filter_columns(where), *order_names],
+        version=version,
+        grant_id=grant,
+    )
+    chosen = select or scope.names
     at = _version_or_latest(found, version)
     if not 1 <= limit <= 10000:
         raise Invalid("limit must be between 1 and 10000", detail={"parameter": "limit"})
-    parsed = lake.parse_filter(where) if where else None
+    combined = scope.where(where)
     page = lake.read(
         lake_uri(found.id),
-        columns=visible,
+        columns=scope.known,
         version=at,
         select=chosen,
-        where=parsed,
+        where=lake.parse_filter(combined) if combined else None,
         order=_directions(order),
         after=after,
         limit=limit,
         with_total=with_total,
     )
+    _audit_read(
+        session,
+        actor,
+        found,
+        scope,
+        action="dataset.read",
+        version=at,
+        columns=chosen,
+        rows=page.rows.num_rows,
+        extra={"where": where},
+    )
+    return page
+
+
+def _audit_read(
+    session: Session,
+    actor: Actor,
+    found: Dataset,
+    scope: ReadScope,
+    *,
+    action: str,
+    version: int,
+    columns: list[str],
+    rows: int,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """The audit event of a read, and the grant use when it went through a grant."""
+    detail: dict[str, Any] = {"version": version, "columns": columns, "rows": rows, **(extra or {})}
+    if scope.grant is not None:
+        detail["grant"] = scope.grant.id
+        detail["purpose"] = scope.grant.purpose
     record(
         session=session,
         actor=actor,
-        action="dataset.read",
+        action=action,
         object_type="dataset",
         object_id=found.id,
         object_org_id=found.owner_org_id,
-        detail={"version": at, "columns": len(chosen), "where": where, "rows": page.rows.num_rows},
+        detail=detail,
     )
-    return page
+    if scope.grant is not None:
+        note_use(
+            session,
+            Use(
+                grant_id=scope.grant.id,
+                dataset_id=found.id,
+                actor=actor,
+                action=action,
+                version=version,
+                columns=columns,
+                rows=rows,
+            ),
+        )
 
 
 def aggregate(
@@ -143,31 +186,33 @@ def aggregate(
     version: int | None = None,
     limit: int = 1000,
 ) -> Any:
-    """Grouped measures for a chart, over the columns the actor may read."""
+    """Grouped measures for a chart, over the columns and rows the actor may read."""
     found = get_or_raise(session=session, dataset=dataset)
-    visible = readable_columns(actor=actor, dataset=found)
-    names = {c.name for c in visible}
-    for name in [*group_by, *(m[1] for m in measures if m[1]), *([time_bucket[0]] if time_bucket else [])]:
-        if name not in names:
-            raise Invalid(f"unknown or unreadable column {name!r}", detail={"column": name})
+    used = [*group_by, *(m[1] for m in measures if m[1]), *([time_bucket[0]] if time_bucket else [])]
+    scope = read_scope(
+        session=session, actor=actor, dataset=found, wanted=used, version=version, channel="aggregate"
+    )
     at = _version_or_latest(found, version)
     result = lake.aggregate(
         lake_uri(found.id),
-        columns=visible,
+        columns=scope.known,
         version=at,
         group_by=group_by,
         measures=measures,  # type: ignore[arg-type]
+        where=lake.parse_filter(scope.row_filter) if scope.row_filter else None,
         time_bucket=time_bucket,
         limit=limit,  # type: ignore[arg-type]
     )
-    record(
-        session=session,
-        actor=actor,
+    _audit_read(
+        session,
+        actor,
+        found,
+        scope,
         action="dataset.aggregate",
-        object_type="dataset",
-        object_id=found.id,
-        object_org_id=found.owner_org_id,
-        detail={"version": at, "group_by": group_by},
+        version=at,
+        columns=used,
+        rows=result.num_rows,
+        extra={"group_by": group_by},
     )
     return result
 
@@ -214,7 +259,9 @@ def read_profile(
     """A version's quality profile, reduced to the columns the actor may read (top values and
     duplicate keys are data too), and audited like any read."""
     found = get_or_raise(session=session, dataset=dataset)
-    visible = {c.name for c in readable_columns(actor=actor, dataset=found)}
+    scope = read_scope(session=session, actor=actor, dataset=found, version=version)
+    _whole_version_only(found, scope, "profile")
+    visible = set(scope.names)
     at = _version_or_latest(found, version)
     row = get_version_or_raise(session=session, actor=actor, dataset=found.id, version=at)
     profile = dict(row.profile or {})
@@ -260,7 +307,9 @@ def diff_versions(
 ) -> Any:
     """Rows added, removed and changed between two versions, over the columns the actor may read."""
     found = get_or_raise(session=session, dataset=dataset)
-    visible = readable_columns(actor=actor, dataset=found)
+    scope = read_scope(session=session, actor=actor, dataset=found, version=min(from_version, to_version))
+    _whole_version_only(found, scope, "diff")
+    visible = scope.columns
     a = _version_or_latest(found, from_version)
     b = _version_or_latest(found, to_version)
     names = {c.name for c in visible}
@@ -298,38 +347,68 @@ def export_rows(
     version: int | None = None,
     select: list[str] | None = None,
     where: dict[str, Any] | None = None,
+    grant: int | None = None,
+    channel: Channel = "export",
 ) -> int:
-    """Write the rows the actor may see to ``dest`` in ``fmt``; return the row count."""
+    """Write the rows the actor may see to ``dest`` in ``fmt``; return the row count. ``channel`` is
+    ``derived`` when the rows feed a derived dataset's query (allowed by query grants too)."""
     found = get_or_raise(session=session, dataset=dataset)
-    visible = readable_columns(actor=actor, dataset=found)
     if fmt not in {"csv", "json", "ndjson", "parquet"}:
         raise Invalid(
             f"unknown export format {fmt!r}; use csv, json, ndjson or parquet", detail={"parameter": "format"}
         )
-    names = {c.name for c in visible}
-    for name in select or []:
-        if name not in names:
-            raise Invalid(f"unknown or unreadable column {name!r}", detail={"column": name})
+    scope = read_scope(
+        session=session,
+        actor=actor,
+        dataset=found,
+        wanted=select,
+        filtered_on=sorted(filter_columns(where)),
+        version=version,
+        channel=channel,
+        grant_id=grant,
+    )
+    chosen = select or scope.names
     at = _version_or_latest(found, version)
+    combined = scope.where(where)
     count = lake.export(
         lake_uri(found.id),
-        columns=visible,
+        columns=scope.known,
         version=at,
-        select=select or sorted(names, key=[c.name for c in visible].index),
-        where=lake.parse_filter(where) if where else None,
+        select=chosen,
+        where=lake.parse_filter(combined) if combined else None,
         fmt=fmt,
         dest=dest,
     )  # type: ignore[arg-type]
-    record(
-        session=session,
-        actor=actor,
+    _audit_read(
+        session,
+        actor,
+        found,
+        scope,
         action="dataset.export",
-        object_type="dataset",
-        object_id=found.id,
-        object_org_id=found.owner_org_id,
-        detail={"version": at, "format": fmt, "rows": count},
+        version=at,
+        columns=chosen,
+        rows=count,
+        extra={"format": fmt},
     )
     return count
+
+
+def _whole_version_only(found: Dataset, scope: ReadScope, what: str) -> None:
+    """Refuse summaries of a whole version (profile, diff) to a reader limited to some rows."""
+    if scope.row_filter is None:
+        return
+    message = (
+        T(
+            "the quality profile covers every row of dataset {slug}; your grant is limited to some rows",
+            slug=found.slug,
+        )
+        if what == "profile"
+        else T(
+            "a version diff covers every row of dataset {slug}; your grant is limited to some rows",
+            slug=found.slug,
+        )
+    )
+    raise Forbidden(message, detail={"dataset": found.slug, "grant": scope.grant.id if scope.grant else None})
 
 
 def diff_to_dict(result: lake.VersionDiff) -> dict[str, Any]:

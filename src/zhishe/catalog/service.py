@@ -1,7 +1,8 @@
 """The catalog's rules for datasets themselves: registering, searching, describing, their
-schemas and definition changes, and who may see which columns (``readable_columns``).
+schemas and definition changes.
 
-Reading rows, profiles, diffs and exports is in ``catalog.reads``; imports in ``catalog.flows``.
+Who may read which columns and rows is in ``catalog.access``; reading rows, profiles, diffs and
+exports in ``catalog.reads``; imports in ``catalog.flows``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from zhishe.core.accounts.service import get_org_or_raise
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, authorize, can
 from zhishe.core.config import get_settings
-from zhishe.core.errors import Conflict, Forbidden, Invalid, NotFound
+from zhishe.core.errors import Conflict, Invalid, NotFound
 from zhishe.core.i18n import T
 from zhishe.core.pagination import Page, is_number, keyset_page
 
@@ -31,12 +32,9 @@ __all__ = [
     "lake_uri",
     "list_datasets",
     "read_dataset",
-    "readable_columns",
     "set_columns",
     "update_dataset",
 ]
-
-_OPEN_CLASSES = {Classification.PUBLIC, Classification.INTERNAL}
 
 
 def lake_uri(dataset_id: int) -> str:
@@ -323,29 +321,6 @@ def update_dataset(
     if dataset_in.columns is not None:
         set_columns(session=session, actor=actor, dataset=found, columns=dataset_in.columns)
     return found
-
-
-def readable_columns(*, actor: Actor, dataset: Dataset) -> list[ColumnSpec]:
-    """The columns whose values the actor may read, or Forbidden.
-
-    The owner's staff and platform admins read every column. Other member organisations read the
-    public and internal columns of unconditionally shared (无条件共享) datasets; personal and
-    sensitive columns, and the rows of conditionally shared datasets, need an approved request.
-    """
-    authorize(actor, "dataset.read", org_id=dataset.owner_org_id, what=f"dataset {dataset.slug}")
-    specs = column_specs(dataset)
-    if is_owner(actor, dataset) and can(actor, "dataset.read", org_id=dataset.owner_org_id):
-        return specs
-    if dataset.sharing_class == SharingClass.UNCONDITIONAL:
-        return [c for c in specs if c.classification in _OPEN_CLASSES]
-    if dataset.sharing_class == SharingClass.NOT_SHARED:
-        raise Forbidden(
-            T("dataset {slug} is not shared (不予共享)", slug=dataset.slug), detail={"dataset": dataset.slug}
-        )
-    raise Forbidden(
-        T("the rows of dataset {slug} are shared on approved request (有条件共享)", slug=dataset.slug),
-        detail={"dataset": dataset.slug},
-    )
 
 
 def stats(*, session: Session, actor: Actor) -> dict[str, int]:

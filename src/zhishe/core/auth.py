@@ -68,6 +68,8 @@ SCOPES: dict[str, str] = {
     "accounts:read": "list organisations, users and tokens you may see",
     "accounts:write": "create and change organisations, users and tokens",
     "audit:read": "read audit events you may see",
+    "exchange:read": "list sharing requests, grants and data issues you may see",
+    "exchange:write": "file and answer sharing requests and data issues, manage subscriptions",
 }
 
 _SCOPE_OF_ACTION = {
@@ -81,6 +83,11 @@ _SCOPE_OF_ACTION = {
     "audit.verify": "audit:read",
     "dataset.read": "catalog:read",
     "dataset.write": "catalog:write",
+    "exchange.read": "exchange:read",
+    "exchange.request": "exchange:write",
+    "exchange.answer": "exchange:write",
+    "exchange.calendar": "exchange:write",
+    "exchange.bureau": "exchange:read",
 }
 
 _ROLE_RANK = {
@@ -150,6 +157,16 @@ def _rule(actor: Actor, action: str, org_id: int | None) -> bool:
             return actor.is_platform_admin or (actor.is_staff and actor.is_member)
         case "dataset.write":
             return actor.is_platform_admin or (actor.role in {Role.ADMIN, Role.STEWARD} and own)
+        case "exchange.read":
+            return actor.is_platform_admin or (actor.is_staff and actor.is_member and (own or org_id is None))
+        case "exchange.request":
+            return actor.is_staff and actor.is_member and actor.org_id is not None and (own or org_id is None)
+        case "exchange.answer":
+            return actor.is_platform_admin or (actor.role in {Role.ADMIN, Role.STEWARD} and own)
+        case "exchange.calendar":
+            return actor.is_platform_admin
+        case "exchange.bureau":
+            return actor.is_platform_admin or (actor.is_staff and actor.org_kind == OrgKind.DATA_BUREAU)
     raise Invalid(f"unknown action {action!r}")
 
 
@@ -172,6 +189,11 @@ _REFUSALS = {
     "audit.verify": T("only data bureau administrators may verify the audit chain"),
     "dataset.read": T("your role may not read the data catalog"),
     "dataset.write": T("only stewards and administrators of the owning organisation may change this dataset"),
+    "exchange.read": T("you may not see this organisation's sharing requests"),
+    "exchange.request": T("only staff of a member organisation may request data for it"),
+    "exchange.answer": T("only stewards and administrators of the owning organisation may answer this"),
+    "exchange.calendar": T("only data bureau administrators may edit the working-day calendar"),
+    "exchange.bureau": T("only the data bureau may see this"),
 }
 
 

@@ -46,6 +46,20 @@ class Settings(BaseSettings):
     )
     login_window_minutes: int = Field(15, ge=1, description="The window in which failed logins are counted.")
     session_hours: int = Field(12, ge=1, description="How long a web login lasts without activity.")
+    exchange_reply_days: int = Field(
+        5, ge=1, le=60, description="Working days a data owner has to answer a sharing request."
+    )
+    webhook_max_attempts: int = Field(
+        6, ge=1, le=20, description="Delivery attempts of a subscription webhook before it is marked failed."
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="Allow webhooks to loopback and private addresses (off: no requests to internal hosts).",
+    )
+    background_workers: bool = Field(
+        True,
+        description="Run background work in the server process (exchange deadlines and expiries, webhook deliveries).",
+    )
     log_level: str = Field("INFO", description="Log level of the JSON logs (DEBUG, INFO, WARNING, ERROR).")
 
     @field_validator("timezone")

@@ -93,6 +93,34 @@ VOCABULARY = (
     N_("health"),
     N_("urban-management"),
     N_("economy"),
+    N_("government"),
+    # sharing requests, access modes and grants
+    N_("draft"),
+    N_("submitted"),
+    N_("approved"),
+    N_("narrowed"),
+    N_("rejected"),
+    N_("active"),
+    N_("expired"),
+    N_("revoked"),
+    N_("query"),
+    N_("export"),
+    N_("subscription"),
+    # data issues
+    N_("open"),
+    N_("accepted"),
+    N_("needs_info"),
+    N_("fixed"),
+    N_("confirmed"),
+    N_("reopened"),
+    N_("value"),
+    N_("missing_period"),
+    N_("definition"),
+    # the working-day calendar and webhook deliveries
+    N_("shipped"),
+    N_("edited"),
+    N_("pending"),
+    N_("delivered"),
 )
 
 

@@ -20,6 +20,7 @@ from zhishe.core.auth import system_actor
 from zhishe.core.cli_support import console, maker
 from zhishe.core.errors import Conflict
 from zhishe.demo import DEMO_PASSWORD, build_community
+from zhishe.demo.exchange import seed_exchange
 from zhishe.demo.model import Community
 
 __all__ = ["load_demo"]
@@ -102,6 +103,7 @@ def load_demo(*, seed: int = 2026, households: int = 2000, quiet: bool = False) 
             if report.status != "done":
                 raise Conflict(f"demo dataset {ds.slug} did not import: {report.message}")
             progress.advance(task)
+    seed_exchange(sessions)
     if not quiet:
         _print_logins(community)
     return community

@@ -145,6 +145,7 @@ def render(
         "path": request.url.path,
         "query": request.url.query,
     }
+    ctx["unread"] = _unread(ctx["actor"])
     ctx.update(context or {})
     html = environment().get_template(template).render(ctx)
     response = HTMLResponse(html, status_code=status)
@@ -154,6 +155,17 @@ def render(
             CSRF_COOKIE, new_cookie, httponly=True, samesite="strict", secure=request.url.scheme == "https"
         )
     return response
+
+
+def _unread(actor: Actor | None) -> int:
+    """How many unread notifications the page's user has (shown in the menu)."""
+    if actor is None or actor.user_id is None:
+        return 0
+    from zhishe.core.db import get_sessionmaker
+    from zhishe.core.notifications.service import unread_count
+
+    with get_sessionmaker(get_settings().database_url)() as session:
+        return unread_count(session=session, actor=actor)
 
 
 def redirect(url: str) -> RedirectResponse:
