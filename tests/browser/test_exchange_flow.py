@@ -22,6 +22,18 @@ def _login(page, base: str, username: str) -> None:
     page.wait_for_url(f"{base}/")
 
 
+def _wait_for(page, selector: str) -> None:
+    """Wait for ``selector``; on a timeout, fail with what the page shows instead."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_selector(selector, timeout=30000)
+    except PlaywrightTimeout:
+        raise AssertionError(
+            f"{selector} did not appear on {page.url}:\n{page.inner_text('body')[:2000]}"
+        ) from None
+
+
 def _json(page, url: str) -> tuple[int, dict]:
     response = page.goto(url)
     return response.status, json.loads(page.inner_text("body"))
@@ -32,7 +44,7 @@ def test_request_approve_read_and_revoke_in_the_browser(live_server, page, world
     _login(page, live_server, "water.steward")
     page.goto(f"{live_server}/datasets/air")
     page.click("#request-access")
-    page.wait_for_selector("#request-form")
+    _wait_for(page, "#request-form")
     page.fill("textarea[name=purpose]", "防汛调度需要空气质量数据")
     page.fill("textarea[name=legal_basis]", "《政务数据共享管理办法》第十条")
     for column in ("station", "day", "pm25"):
@@ -43,7 +55,7 @@ def test_request_approve_read_and_revoke_in_the_browser(live_server, page, world
     page.fill("input[name=expires_on]", "2026-12-31")
     page.select_option("select[name=mode]", "export")
     page.click("#submit-request")
-    page.wait_for_selector("#state")
+    _wait_for(page, "#state")
     request_url = page.url
     assert "/exchange/requests/" in request_url
     status, body = _json(page, f"{live_server}/api/v1/exchange/datasets/air/rows")
@@ -52,7 +64,7 @@ def test_request_approve_read_and_revoke_in_the_browser(live_server, page, world
     _login(page, live_server, "env.steward")
     page.goto(f"{live_server}/exchange?tab=incoming")
     page.click("button[data-approve]")
-    page.wait_for_selector("#grant")
+    _wait_for(page, "#grant")
     assert page.locator("#state").inner_text() in {"active", "有效"}
 
     _login(page, live_server, "water.steward")
@@ -67,7 +79,7 @@ def test_request_approve_read_and_revoke_in_the_browser(live_server, page, world
     page.goto(request_url)
     page.fill("#revoke-form input[name=reason]", "用途已结束")
     page.click("#revoke-form button")
-    page.wait_for_selector("#state")
+    _wait_for(page, "#state")
     _login(page, live_server, "water.steward")
     status, _body = _json(page, f"{live_server}/api/v1/exchange/datasets/air/rows")
     assert status == 403

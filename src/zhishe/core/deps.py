@@ -61,7 +61,10 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+#: ``scope="function"``: the commit happens when the route returns, before the response is sent.
+#: (With the default scope it would happen after, so a client following a redirect, or reading
+#: right after a 201, could miss the write, and a failed commit would follow a success answer.)
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def _resolve(request: Request, session: Session, settings: Settings) -> Actor | None:
