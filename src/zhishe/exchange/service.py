@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from zhishe.catalog import service as catalog
@@ -566,6 +566,15 @@ def refresh(session: Session, *, only: int | None = None) -> int:
     ).all()
     bureaus = session.scalars(select(Organisation.id).where(Organisation.kind == OrgKind.DATA_BUREAU)).all()
     for request in overdue:
+        # Claimed with a guarded UPDATE, so that two server workers never escalate it twice.
+        claimed = session.execute(
+            update(ShareRequest)
+            .where(ShareRequest.id == request.id, ShareRequest.escalated_at.is_(None))
+            .values(escalated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(claimed, "rowcount", 0) != 1:
+            continue
         request.escalated_at = now
         _audit(session, robot, request, "escalate")
         for org_id in bureaus:
