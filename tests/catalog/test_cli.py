@@ -138,3 +138,12 @@ def test_the_import_command_loads_no_web_query_or_diff_code():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_error_messages_keep_their_brackets(db, tmp_path):
+    """A refusal naming a pattern such as [a-z0-9] is printed whole, not read as console markup."""
+    metadata = tmp_path / "bad.json"
+    metadata.write_text('{"slug": "x", "title_zh": "x", "sharing_class": "unconditional"}', encoding="utf-8")
+    result = runner.invoke(app, ["dataset", "create", str(metadata)])
+    assert result.exit_code == 1
+    assert "[a-z0-9]" in result.output

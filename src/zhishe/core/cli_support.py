@@ -57,10 +57,16 @@ def keep_loaded() -> None:
 def maker() -> sessionmaker[Session]:
     """The session factory of the configured database, with the cross-domain hooks installed (so
     that reads see exchange grants and new versions reach their subscribers, as in the server)."""
+    import os
+
     from zhishe import hooks
     from zhishe.core.config import get_settings
     from zhishe.core.db import get_sessionmaker
+    from zhishe.core.observability import configure_logging
 
+    # Logs go to standard error as JSON lines, never into a command's output; a command is quiet
+    # below WARNING unless ZHISHE_LOG_LEVEL asks for more.
+    configure_logging(os.environ.get("ZHISHE_LOG_LEVEL") or "WARNING")
     hooks.install()
     return get_sessionmaker(get_settings().database_url)
 
@@ -107,7 +113,9 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ZhisheError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}")
+            from rich.markup import escape
+
+            err_console.print(f"[bold red]error:[/] {escape(exc.message)}")
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
