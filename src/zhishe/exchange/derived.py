@@ -36,6 +36,7 @@ from zhishe.core.i18n import T
 from zhishe.core.notifications import service as notifications
 from zhishe.exchange import sqlguard
 from zhishe.exchange.models import DerivedDataset, Grant, LineageEdge
+from zhishe.exchange.service import live_at
 
 __all__ = [
     "GrantedView",
@@ -70,15 +71,12 @@ def view_name(slug: str) -> str:
 def granted_views(*, session: Session, actor: Actor) -> list[GrantedView]:
     """The views the actor's organisation may query: one per dataset with a live grant (the widest)."""
     authorize(actor, "exchange.request", org_id=actor.org_id)
-    now = clock.now()
     rows = session.execute(
         select(Grant, Dataset.slug)
         .join(Dataset, Dataset.id == Grant.dataset_id)
         .where(
             Grant.grantee_org_id == actor.org_id,
-            Grant.revoked_at.is_(None),
-            Grant.starts_at <= now,
-            Grant.expires_at > now,
+            live_at(clock.now()),
         )
         .order_by(Grant.id)
     ).all()
@@ -191,7 +189,7 @@ def create(
     if actor.role not in {Role.ADMIN, Role.STEWARD}:
         raise Forbidden(T("only stewards and administrators may register derived datasets"))
     result, versions = _materialise(session, actor, sql)
-    normalised = sqlguard.validate(sql, {v.name for v in granted_views(session=session, actor=actor)})
+    normalised = sqlguard.validate(sql, versions.keys())  # the views it read were granted just now
     dataset = catalog.create_dataset(
         session=session,
         actor=actor,

@@ -35,6 +35,7 @@ from zhishe.core.i18n import T
 from zhishe.core.notifications import service as notifications
 from zhishe.core.pagination import Page, keyset_page
 from zhishe.exchange.models import DataIssue, DataIssueEvent, Grant
+from zhishe.exchange.service import live_at
 
 __all__ = [
     "KINDS",
@@ -337,13 +338,10 @@ def _announce_fix(session: Session, actor: Actor, dataset: Dataset, issue: DataI
         id=issue.id,
     )
     _tell_reporter(session, issue, message)
-    now = clock.now()
     grantees = session.scalars(
         select(Grant.grantee_org_id).where(
             Grant.dataset_id == dataset.id,
-            Grant.revoked_at.is_(None),
-            Grant.starts_at <= now,
-            Grant.expires_at > now,
+            live_at(clock.now()),
         )
     ).all()
     for org_id in sorted(set(grantees)):

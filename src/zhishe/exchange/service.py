@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from zhishe.catalog import service as catalog
@@ -52,6 +52,7 @@ __all__ = [
     "is_overdue",
     "list_grants",
     "list_requests",
+    "live_at",
     "narrow",
     "reassign",
     "record_use",
@@ -603,6 +604,11 @@ def refresh(session: Session, *, only: int | None = None) -> int:
 # ---------------------------------------------------------------- grants
 
 
+def live_at(now: datetime) -> ColumnElement[bool]:
+    """The SQL condition of a grant in force at ``now``: not revoked, started, not expired."""
+    return and_(Grant.revoked_at.is_(None), Grant.starts_at <= now, Grant.expires_at > now)
+
+
 def _is_live(grant: Grant, now: datetime) -> bool:
     return grant.revoked_at is None and grant.starts_at <= now < grant.expires_at
 
@@ -611,14 +617,11 @@ def find_grants(session: Session, actor: Actor, dataset: Dataset) -> list[GrantV
     """The actor's organisation's grants on ``dataset`` that are live at this instant."""
     if actor.org_id is None:
         return []
-    now = clock.now()
     rows = session.scalars(
         select(Grant).where(
             Grant.dataset_id == dataset.id,
             Grant.grantee_org_id == actor.org_id,
-            Grant.revoked_at.is_(None),
-            Grant.starts_at <= now,
-            Grant.expires_at > now,
+            live_at(clock.now()),
         )
     ).all()
     return [
@@ -632,7 +635,6 @@ def find_grants(session: Session, actor: Actor, dataset: Dataset) -> list[GrantV
             expires_at=g.expires_at,
         )
         for g in rows
-        if _is_live(g, now)
     ]
 
 
@@ -688,8 +690,7 @@ def list_grants(
     column = Grant.grantee_org_id if side == "held" else Grant.owner_org_id
     query = select(Grant).where(column == actor.org_id)
     if live_only:
-        now = clock.now()
-        query = query.where(Grant.revoked_at.is_(None), Grant.starts_at <= now, Grant.expires_at > now)
+        query = query.where(live_at(clock.now()))
     return keyset_page(session, query, Grant.id, after=after, limit=limit, newest_first=True)
 
 
@@ -810,15 +811,12 @@ def deliveries(*, session: Session, actor: Actor, grant_id: int, limit: int = 10
 def on_new_version(session: Session, *, dataset_id: int, version: int, summary: dict[str, Any]) -> int:
     """Tell every live subscription grant of a dataset about a new version: an in-app notification
     to the grantee's staff, and a webhook delivery where one is set. Returns how many grants."""
-    now = clock.now()
     dataset = catalog.get_or_raise(session=session, dataset=dataset_id)
     grants = session.scalars(
         select(Grant).where(
             Grant.dataset_id == dataset_id,
             Grant.mode == AccessMode.SUBSCRIPTION,
-            Grant.revoked_at.is_(None),
-            Grant.starts_at <= now,
-            Grant.expires_at > now,
+            live_at(clock.now()),
         )
     ).all()
     for grant in grants:
