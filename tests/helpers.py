@@ -49,6 +49,7 @@ def bearer(session: Session, user: Any, scopes: list[str] | None = None) -> dict
                 "audit:read",
                 "exchange:read",
                 "exchange:write",
+                "opendata:write",
             ],
         ),
     )

@@ -36,6 +36,9 @@ from zhishe.core.web.middleware import RequestContextMiddleware
 from zhishe.core.web.shell import register_templates, render
 from zhishe.exchange import api as exchange_api
 from zhishe.exchange import pages as exchange_pages
+from zhishe.opendata import api as opendata_api
+from zhishe.opendata import pages as opendata_pages
+from zhishe.core.areas import api as areas_api
 
 __all__ = ["create_app"]
 
@@ -50,15 +53,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        stop_workers = None
+        stops = []
         if settings.background_workers:
             from zhishe.core.db import get_sessionmaker
             from zhishe.exchange import worker
+            from zhishe.opendata import worker as opendata_worker
 
-            stop_workers = worker.start(lambda: get_sessionmaker(settings.database_url))
+            stops.append(worker.start(lambda: get_sessionmaker(settings.database_url)))
+            stops.append(opendata_worker.start(lambda: get_sessionmaker(settings.database_url)))
         yield
-        if stop_workers is not None:
-            stop_workers()
+        for stop in stops:
+            stop()
         jobs.shutdown()  # let running imports finish before the process exits
 
     app = FastAPI(
@@ -79,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _HERE / "catalog/templates",
         _HERE / "core/notifications/templates",
         _HERE / "exchange/templates",
+        _HERE / "opendata/templates",
     ):
         register_templates(folder)
     app.mount(
@@ -90,12 +96,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_api.router,
         catalog_api.router,
         exchange_api.router,
+        opendata_api.public,
+        opendata_api.staff,
+        opendata_api.dcat_router,
+        areas_api.router,
         notifications_api.router,
         web_pages.router,
         accounts_pages.router,
         audit_pages.router,
         catalog_pages.router,
         exchange_pages.router,
+        opendata_pages.router,
         notifications_pages.router,
     ):
         app.include_router(router)

@@ -9,6 +9,7 @@ from zhishe.core.accounts.cli import org_app, token_app, user_app
 from zhishe.core.audit.cli import audit_app
 from zhishe.core.cli_support import console, handle_errors, keep_loaded
 from zhishe.exchange.cli import exchange_app
+from zhishe.opendata.cli import areas_app, opendata_app
 
 app = typer.Typer(
     name="zhishe",
@@ -22,6 +23,8 @@ app.add_typer(token_app, name="token")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(audit_app, name="audit")
 app.add_typer(exchange_app, name="exchange")
+app.add_typer(opendata_app, name="opendata")
+app.add_typer(areas_app, name="areas")
 
 
 @app.command()

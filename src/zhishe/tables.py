@@ -2,16 +2,20 @@
 
 from zhishe.catalog import models as catalog_models
 from zhishe.core.accounts import models as accounts_models
+from zhishe.core.areas import models as areas_models
 from zhishe.core.audit import models as audit_models
 from zhishe.core.db import Base
 from zhishe.core.notifications import models as notifications_models
 from zhishe.exchange import models as exchange_models
+from zhishe.opendata import models as opendata_models
 
 __all__ = [
     "Base",
     "accounts_models",
+    "areas_models",
     "audit_models",
     "catalog_models",
     "exchange_models",
     "notifications_models",
+    "opendata_models",
 ]

@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,7 @@ from zhishe.catalog import ingest, lake
 from zhishe.catalog.models import Dataset, DatasetVersion, ImportJob
 from zhishe.catalog.schemas import ColumnIn, ImportReport, IssueRead
 from zhishe.catalog.service import column_specs, get_or_raise, lake_uri, set_columns
-from zhishe.catalog.types import ColumnSpec
+from zhishe.catalog.types import ColumnSpec, ColumnType
 from zhishe.core import clock, events
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, authorize
@@ -709,3 +709,77 @@ def reject_file_of(*, session: Session, actor: Actor, dataset: int | str, versio
         detail={"version": version},
     )
     return Path(row.reject_file)
+
+
+#: A figure dataset: Chinese title, English title, and its (column name, type) pairs.
+Figure = tuple[str, str, list[tuple[str, ColumnType]]]
+
+
+def publish_figures(
+    *,
+    session: Session,
+    actor: Actor,
+    owner_org_id: int,
+    figures: Mapping[str, Figure],
+    rows: Mapping[str, list[dict[str, Any]]],
+    note: str,
+    theme: str = "government",
+    description: tuple[str, str] = ("由平台自动生成的统计。", "Figures computed by the platform."),
+) -> dict[str, int | None]:
+    """Write each figure's rows as a new version of its dataset (created, owned by
+    ``owner_org_id`` and unconditionally shared, on first use). Returns the version written per
+    dataset (None when the figure has no rows). Commits the session before importing."""
+    import pyarrow as pa
+
+    from zhishe.catalog import service as catalog
+    from zhishe.catalog.schemas import DatasetCreate
+    from zhishe.core.db import get_sessionmaker
+
+    for slug, (title_zh, title_en, columns) in figures.items():
+        try:
+            catalog.get_or_raise(session=session, dataset=slug)
+        except NotFound:
+            catalog.create_dataset(
+                session=session,
+                actor=actor,
+                dataset_in=DatasetCreate(
+                    slug=slug,
+                    title_zh=title_zh,
+                    title_en=title_en,
+                    owner_org_id=owner_org_id,
+                    sharing_class="unconditional",
+                    theme=theme,
+                    accrual_periodicity="daily",
+                    description_zh=description[0],
+                    description_en=description[1],
+                    columns=[ColumnIn(name=n, type=t, classification="public") for n, t in columns],
+                ),
+            )
+    session.commit()  # the imports below run in transactions of their own
+    types = {
+        ColumnType.STRING: pa.string(),
+        ColumnType.INTEGER: pa.int64(),
+        ColumnType.DECIMAL: pa.float64(),
+        ColumnType.DATETIME: pa.timestamp("us", tz="UTC"),
+    }
+    written: dict[str, int | None] = {}
+    for slug, (_zh, _en, columns) in figures.items():
+        found = rows.get(slug) or []
+        if not found:
+            written[slug] = None
+            continue
+        table = pa.table({n: pa.array([r[n] for r in found], type=types[t]) for n, t in columns})
+        report = import_table(
+            maker=get_sessionmaker(get_settings().database_url),
+            actor=actor,
+            dataset=slug,
+            table=table,
+            mode="replace",
+            note=note,
+            filename=f"{slug}.parquet",
+        )
+        if report.version is None:
+            raise Invalid(report.message or f"the figures of {slug} were refused", detail={"dataset": slug})
+        written[slug] = report.version
+    session.expire_all()
+    return written

@@ -70,6 +70,7 @@ SCOPES: dict[str, str] = {
     "audit:read": "read audit events you may see",
     "exchange:read": "list sharing requests, grants and data issues you may see",
     "exchange:write": "file and answer sharing requests and data issues, manage subscriptions",
+    "opendata:write": "open datasets, draft and publish releases, answer public data requests",
 }
 
 _SCOPE_OF_ACTION = {
@@ -88,6 +89,8 @@ _SCOPE_OF_ACTION = {
     "exchange.answer": "exchange:write",
     "exchange.calendar": "exchange:write",
     "exchange.bureau": "exchange:read",
+    "opendata.publish": "opendata:write",
+    "opendata.answer": "opendata:write",
 }
 
 _ROLE_RANK = {
@@ -167,6 +170,16 @@ def _rule(actor: Actor, action: str, org_id: int | None) -> bool:
             return actor.is_platform_admin
         case "exchange.bureau":
             return actor.is_platform_admin or (actor.is_staff and actor.org_kind == OrgKind.DATA_BUREAU)
+        case "opendata.publish":
+            return actor.is_platform_admin or (actor.role in {Role.ADMIN, Role.STEWARD} and own)
+        case "opendata.answer":
+            return (
+                actor.is_platform_admin
+                or (actor.role in {Role.ADMIN, Role.STEWARD} and own)
+                or (actor.is_staff and actor.org_kind == OrgKind.DATA_BUREAU)
+            )
+        case "opendata.develop":
+            return actor.user_id is not None
     raise Invalid(f"unknown action {action!r}")
 
 
@@ -194,6 +207,11 @@ _REFUSALS = {
     "exchange.answer": T("only stewards and administrators of the owning organisation may answer this"),
     "exchange.calendar": T("only data bureau administrators may edit the working-day calendar"),
     "exchange.bureau": T("only the data bureau may see this"),
+    "opendata.publish": T(
+        "only stewards and administrators of the owning organisation may publish its open data"
+    ),
+    "opendata.answer": T("only the owning organisation or the data bureau may answer this data request"),
+    "opendata.develop": T("sign in to register app tokens"),
 }
 
 

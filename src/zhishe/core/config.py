@@ -5,6 +5,8 @@ Every setting is documented in ``docs/configuration.md``; a test keeps the two i
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -60,6 +62,26 @@ class Settings(BaseSettings):
         True,
         description="Run background work in the server process (exchange deadlines and expiries, webhook deliveries).",
     )
+    pseudonym_key: SecretStr = Field(
+        SecretStr(""),
+        description="Key of the HMAC that pseudonymises open-data columns; derived from the secret key if unset. Never exported.",
+    )
+    opendata_query_timeout: float = Field(
+        2.0, gt=0, le=60, description="Seconds an open-data query may run before it is stopped (HTTP 408)."
+    )
+    opendata_rate_anonymous: int = Field(
+        60, ge=1, description="Open-data API calls per minute for each anonymous caller (by address)."
+    )
+    opendata_rate_token: int = Field(
+        1000, ge=1, description="Open-data API calls per minute for each app token (X-App-Token)."
+    )
+    opendata_dp_budget: float = Field(
+        2.0, gt=0, le=100, description="Default total ε of differentially private releases per dataset."
+    )
+    rate_limit_url: str = Field(
+        "",
+        description="Where rate-limit counters live: empty or memory:// in process, redis://host/db when scaled out.",
+    )
     log_level: str = Field("INFO", description="Log level of the JSON logs (DEBUG, INFO, WARNING, ERROR).")
 
     @field_validator("timezone")
@@ -95,6 +117,18 @@ class Settings(BaseSettings):
     def uploads_dir(self) -> Path:
         """Where staged uploads and reject files are kept."""
         return self.data_dir / "uploads"
+
+    @property
+    def opendata_dir(self) -> Path:
+        """Where the serving copies of open-data releases are kept."""
+        return self.data_dir / "opendata"
+
+    def pseudonym_secret(self) -> bytes:
+        """The pseudonymisation key: the configured one, else one derived from the secret key."""
+        configured = self.pseudonym_key.get_secret_value()
+        if configured:
+            return configured.encode()
+        return hmac.new(self.secret().encode(), b"zhishe opendata pseudonyms", hashlib.sha256).digest()
 
     def secret(self) -> str:
         """The secret key: the configured one, else the one generated into the data directory."""

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from zhishe.core.observability import get_logger
 
-__all__ = ["shutdown", "submit", "submit_now"]
+__all__ = ["every", "shutdown", "submit", "submit_now"]
 
 T = TypeVar("T")
 _pool: ThreadPoolExecutor | None = None
@@ -61,3 +61,26 @@ def shutdown() -> None:
     if _pool is not None:
         _pool.shutdown(wait=True)
         _pool = None
+
+
+def every(name: str, interval_s: float, work: Callable[[], Any]) -> Callable[[], None]:
+    """Run ``work()`` now and then every ``interval_s`` seconds on a daemon thread, logging (never
+    raising) its failures; returns a function that stops the loop and waits for it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                work()
+            except Exception as exc:  # logged, never ends the loop
+                _log.error("periodic work failed", job=name, error=type(exc).__name__, exc_info=exc)
+            stop.wait(interval_s)
+
+    thread = threading.Thread(target=loop, name=f"zhishe-{name}", daemon=True)
+    thread.start()
+
+    def stop_loop() -> None:
+        stop.set()
+        thread.join(timeout=30.0)
+
+    return stop_loop

@@ -22,6 +22,7 @@ from zhishe.core.errors import Conflict
 from zhishe.demo import DEMO_PASSWORD, build_community
 from zhishe.demo.exchange import seed_exchange
 from zhishe.demo.model import Community
+from zhishe.demo.opendata import seed_opendata
 
 __all__ = ["load_demo"]
 
@@ -104,6 +105,7 @@ def load_demo(*, seed: int = 2026, households: int = 2000, quiet: bool = False) 
                 raise Conflict(f"demo dataset {ds.slug} did not import: {report.message}")
             progress.advance(task)
     seed_exchange(sessions)
+    seed_opendata(sessions, community)
     if not quiet:
         _print_logins(community)
     return community

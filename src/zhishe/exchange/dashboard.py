@@ -12,22 +12,17 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 from typing import Any
 
-import pyarrow as pa
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from zhishe.catalog import flows
-from zhishe.catalog import service as catalog
 from zhishe.catalog.models import Dataset
-from zhishe.catalog.schemas import ColumnIn, DatasetCreate
 from zhishe.catalog.types import ColumnType
 from zhishe.core import clock
 from zhishe.core.accounts.models import Organisation
 from zhishe.core.audit.models import AuditEvent
 from zhishe.core.auth import Actor, OrgKind, authorize
-from zhishe.core.config import get_settings
-from zhishe.core.db import get_sessionmaker
-from zhishe.core.errors import Invalid, NotFound
+from zhishe.core.errors import NotFound
 from zhishe.exchange import issues, service
 from zhishe.exchange.models import Grant, ShareRequest
 
@@ -233,53 +228,15 @@ def publish(*, session: Session, actor: Actor) -> dict[str, int | None]:
     )
     if bureau is None:
         raise NotFound("there is no data bureau organisation to own the figures")
-    data = figures(session=session, actor=actor)
-    tables = _rows(session, data)
-    for slug, (title_zh, title_en, columns) in FIGURES.items():
-        try:
-            catalog.get_or_raise(session=session, dataset=slug)
-        except NotFound:
-            catalog.create_dataset(
-                session=session,
-                actor=actor,
-                dataset_in=DatasetCreate(
-                    slug=slug,
-                    title_zh=title_zh,
-                    title_en=title_en,
-                    owner_org_id=bureau.id,
-                    sharing_class="unconditional",
-                    theme="government",
-                    accrual_periodicity="daily",
-                    description_zh="由数据共享交换平台自动生成的统计。",
-                    description_en="Figures of the data exchange, computed by the platform.",
-                    columns=[ColumnIn(name=n, type=t, classification="public") for n, t in columns],
-                ),
-            )
-    session.commit()  # the imports below run in transactions of their own
-    written: dict[str, int | None] = {}
-    types = {
-        ColumnType.STRING: pa.string(),
-        ColumnType.INTEGER: pa.int64(),
-        ColumnType.DECIMAL: pa.float64(),
-        ColumnType.DATETIME: pa.timestamp("us", tz="UTC"),
-    }
-    for slug, (_zh, _en, columns) in FIGURES.items():
-        rows = tables[slug]
-        if not rows:
-            written[slug] = None
-            continue
-        table = pa.table({n: pa.array([r[n] for r in rows], type=types[t]) for n, t in columns})
-        report = flows.import_table(
-            maker=get_sessionmaker(get_settings().database_url),
-            actor=actor,
-            dataset=slug,
-            table=table,
-            mode="replace",
-            note="dashboard figures",
-            filename=f"{slug}.parquet",
-        )
-        if report.version is None:
-            raise Invalid(report.message or f"the figures of {slug} were refused", detail={"dataset": slug})
-        written[slug] = report.version
-    session.expire_all()
-    return written
+    return flows.publish_figures(
+        session=session,
+        actor=actor,
+        owner_org_id=bureau.id,
+        figures=FIGURES,
+        rows=_rows(session, figures(session=session, actor=actor)),
+        note="dashboard figures",
+        description=(
+            "由数据共享交换平台自动生成的统计。",
+            "Figures of the data exchange, computed by the platform.",
+        ),
+    )

@@ -42,6 +42,7 @@ __all__ = [
     "comment",
     "confirm",
     "file_issue",
+    "file_public_issue",
     "fix_by_edit",
     "fix_with_version",
     "get_issue_or_raise",
@@ -113,6 +114,66 @@ def file_issue(
         raise Forbidden(
             T("dataset {slug} is not shared (不予共享)", slug=found.slug), detail={"dataset": found.slug}
         )
+    return _open_issue(
+        session,
+        found,
+        actor=actor,
+        kind=kind,
+        problem=problem,
+        version=version,
+        key_values=key_values,
+        column=column,
+        suggested_value=suggested_value,
+        period=period,
+    )
+
+
+def file_public_issue(
+    *,
+    session: Session,
+    dataset: Dataset,
+    version: int | None,
+    kind: str,
+    problem: str,
+    column: str = "",
+    period: str = "",
+    contact: str = "",
+) -> DataIssue:
+    """Open an issue reported by the public on open data. The caller (the open-data portal) has
+    checked that the dataset is open; the reporter is anonymous, with an optional contact that
+    only the owner sees. A wrong value needs the column but not the row's key."""
+    contact = contact.strip()
+    if len(contact) > 254:
+        raise Invalid("the contact may have at most 254 characters", detail={"field": "contact"})
+    return _open_issue(
+        session,
+        dataset,
+        actor=system_actor("opendata-public"),
+        kind=kind,
+        problem=problem,
+        version=version,
+        column=column,
+        period=period,
+        contact=contact,
+        public=True,
+    )
+
+
+def _open_issue(
+    session: Session,
+    found: Dataset,
+    *,
+    actor: Actor,
+    kind: str,
+    problem: str,
+    version: int | None = None,
+    key_values: dict[str, Any] | None = None,
+    column: str = "",
+    suggested_value: str = "",
+    period: str = "",
+    contact: str = "",
+    public: bool = False,
+) -> DataIssue:
     if kind not in KINDS:
         raise Invalid(f"kind must be one of {', '.join(KINDS)}, not {kind!r}", detail={"field": "kind"})
     problem = problem.strip()
@@ -126,13 +187,13 @@ def file_issue(
     names = {c.name for c in found.columns}
     keys = {c.name for c in found.columns if c.is_key}
     key_values = dict(key_values or {})
-    if kind == "value":
+    if kind == "value" and (column or not public):
         if column not in names:
             raise Invalid(
                 T("dataset {slug} has no column(s): {columns}", slug=found.slug, columns=column or "—"),
                 detail={"field": "column"},
             )
-        if not key_values:
+        if not key_values and not public:
             raise Invalid("name the affected row by its key values", detail={"field": "key_values"})
     unknown = sorted(set(key_values) - names)
     if unknown:
@@ -161,9 +222,10 @@ def file_issue(
         problem=problem,
         suggested_value=suggested_value.strip(),
         period=period.strip()[:40],
-        reporter=actor.username,
+        reporter="public" if public else actor.username,
         reporter_user_id=actor.user_id,
         reporter_org_id=actor.org_id,
+        reporter_contact=contact,
         state="open",
         created_at=now,
         updated_at=now,
@@ -175,7 +237,11 @@ def file_issue(
         session=session,
         org_id=found.owner_org_id,
         kind="exchange.issue",
-        message=T("a data issue was reported on {slug}", slug=found.slug),
+        message=(
+            T("the public reported a problem with the open data {slug}", slug=found.slug)
+            if public
+            else T("a data issue was reported on {slug}", slug=found.slug)
+        ),
         link=f"/exchange/issues/{issue.id}",
         roles=[Role.ADMIN, Role.STEWARD],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -51,11 +52,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ZhisheError)
     async def _zhishe(request: Request, exc: ZhisheError) -> Response:
-        headers = (
-            {"Retry-After": str(exc.detail.get("retry_after_minutes", 15) * 60)}
-            if exc.status_code == 429
-            else None
-        )
+        headers = None
+        if exc.status_code == 429:
+            seconds = exc.detail.get("retry_after_seconds", exc.detail.get("retry_after"))
+            if seconds is None:
+                seconds = exc.detail.get("retry_after_minutes", 15) * 60
+            headers = {"Retry-After": str(max(1, math.ceil(seconds)))}
         if exc.status_code == 401 and not request.url.path.startswith("/login"):
             headers = {"WWW-Authenticate": 'Bearer realm="zhishe"'}
         if wants_json(request):

@@ -1,0 +1,315 @@
+"""Open-data query engine benchmark: our release store vs raw DuckDB on Parquet vs Datasette.
+
+Generates a seeded dataset (default 10,000,000 rows x 12 columns: ts, district (12 values), category
+(20 values), m1..m9), then in the same run times four queries three or four ways:
+
+- (a) ``engine``: ``soql.compile_query`` + ``ReleaseStore.execute`` on the release built from the
+  rows (sorted by ts, numbered by ``_row``), including the SoQL compilation;
+- (b) ``duckdb``: raw DuckDB on one unsorted Parquet file of the same rows;
+- (c) ``datasette``: Datasette over SQLite (indexes on district and ts) in a throwaway venv, through
+  its JSON API (``?sql=``);
+- (d) a later step may add "through our HTTP API" by calling ``run_queries("http", fn)``.
+
+Queries (``QUERIES``): a selective filter, a group-by, the first page ordered by ts, and page 1,000
+by keyset. Prints p50 and p95 over ``--rounds`` runs, and the ratios.
+
+    .venv/bin/python bench/opendata_query_bench.py [--rows 10000000] [--rounds 15] [--no-datasette]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from zhishe.opendata.soql import compile_query
+from zhishe.opendata.store import ReleaseStore
+
+DISTRICTS = [f"街道{i:02d}" for i in range(12)]
+CATEGORIES = [f"类别{i:02d}" for i in range(20)]
+COLUMNS = {"ts": "datetime", "district": "string", "category": "string"} | {
+    f"m{i}": "decimal" for i in range(1, 10)
+}
+PAGE = 100
+PAGE_NO = 1_000  # the keyset page timed: rows (PAGE_NO - 1) * PAGE onwards
+
+
+@dataclass(frozen=True)
+class Query:
+    """One benchmark query, written for each engine."""
+
+    name: str
+    soql: dict[str, str]
+    duckdb_sql: str  # over the view `raw`; `?` parameters from `args`
+    sqlite_sql: str  # Datasette ?sql=; `:name` parameters from `args`
+    keyset: bool = False
+
+
+def queries(district: str, category: str) -> list[Query]:
+    """The four queries, in one place for every engine (including a later HTTP one)."""
+    return [
+        Query(
+            "selective filter",
+            {
+                "$where": f"district = '{district}' AND category = '{category}' AND m1 > 90",
+                "$limit": str(PAGE),
+            },
+            f"SELECT * FROM raw WHERE district = '{district}' AND category = '{category}' AND m1 > 90 LIMIT {PAGE}",
+            f"select * from data where district = '{district}' and category = '{category}' and m1 > 90 "
+            f"limit {PAGE}",
+        ),
+        Query(
+            "group by district",
+            {"$select": "district, count(*) AS n, sum(m1) AS s", "$group": "district"},
+            "SELECT district, count(*) AS n, sum(m1) AS s FROM raw GROUP BY district",
+            "select district, count(*) as n, sum(m1) as s from data group by district",
+        ),
+        Query(
+            "order by ts, first page",
+            {"$order": "ts", "$limit": str(PAGE)},
+            f"SELECT * FROM raw ORDER BY ts LIMIT {PAGE}",
+            f"select * from data order by ts limit {PAGE}",
+        ),
+        Query(
+            f"order by ts, page {PAGE_NO:,} (keyset)",
+            {"$order": "ts", "$limit": str(PAGE)},
+            f"SELECT * FROM raw WHERE ts > ? ORDER BY ts LIMIT {PAGE}",
+            f"select * from data where ts > :t order by ts limit {PAGE}",
+            keyset=True,
+        ),
+    ]
+
+
+def generate(rows: int, seed: int = 7) -> pa.Table:
+    """The benchmark rows: ts spread over 2025 in random order, 12 districts, 20 categories, m1..m9."""
+    rng = np.random.default_rng(seed)
+    start = np.datetime64("2025-01-01T00:00:00", "us")
+    ts = start + rng.integers(0, 365 * 86_400 * 1_000_000, rows).astype("timedelta64[us]")
+    cols: dict[str, Any] = {
+        "ts": pa.array(ts).cast(pa.timestamp("us", tz="UTC")),
+        "district": pa.DictionaryArray.from_arrays(
+            rng.integers(0, len(DISTRICTS), rows).astype(np.int8), DISTRICTS
+        ).cast(pa.string()),
+        "category": pa.DictionaryArray.from_arrays(
+            rng.integers(0, len(CATEGORIES), rows).astype(np.int8), CATEGORIES
+        ).cast(pa.string()),
+        "m1": rng.random(rows) * 100,
+    }
+    for i in range(2, 10):
+        cols[f"m{i}"] = rng.normal(50, 10, rows).round(3)
+    return pa.table(cols)
+
+
+def run_queries(
+    name: str, fn: Callable[[Query], Any], qs: list[Query], rounds: int
+) -> dict[str, list[float]]:
+    """Time `fn` on each query: one warm-up, then `rounds` runs; seconds per run, by query name."""
+    out: dict[str, list[float]] = {}
+    for q in qs:
+        fn(q)
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            fn(q)
+            times.append(time.perf_counter() - t0)
+        out[q.name] = times
+        print(f"  {name:10s} {q.name:32s} p50 {_ms(statistics.median(times))}", flush=True)
+    return out
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:9.2f} ms"
+
+
+def _p95(times: list[float]) -> float:
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+# --- (a) our engine --------------------------------------------------------------------------------
+
+
+def engine_runner(store: ReleaseStore, key: str, sort_key: list[str]) -> Callable[[Query], Any]:
+    """Run a query through compile_query + ReleaseStore.execute, as the service will."""
+    tokens: dict[str, str] = {}
+
+    def token_for(q: Query) -> str:
+        if q.name not in tokens:  # the token a client holds after reading page PAGE_NO - 1
+            before = compile_query(
+                {**q.soql, "$offset": str((PAGE_NO - 1) * PAGE - 1), "$limit": "1"}, COLUMNS
+            )
+            last = store.execute({"data": key}, before.sql, before.params, timeout=60, max_rows=1)
+            tokens[q.name] = before.next_token(last.to_pylist()[0])
+        return tokens[q.name]
+
+    def run(q: Query) -> pa.Table:
+        compiled = compile_query(q.soql, COLUMNS, after=token_for(q) if q.keyset else None, sort_key=sort_key)
+        result = store.execute(
+            {"data": key}, compiled.sql, compiled.params, timeout=30, max_rows=compiled.fetch_rows
+        )
+        return compiled.page(result).rows
+
+    return run
+
+
+# --- (b) raw DuckDB on Parquet ---------------------------------------------------------------------
+
+
+def duckdb_runner(parquet: Path, keyset_ts: Any) -> Callable[[Query], Any]:
+    """Run a query with plain DuckDB on the unsorted Parquet file."""
+    con = duckdb.connect(config={"threads": 2})
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE VIEW raw AS SELECT * FROM read_parquet('{parquet}')")
+
+    def run(q: Query) -> pa.Table:
+        args = [keyset_ts] if q.keyset else []
+        return con.cursor().sql(q.duckdb_sql, params=args).to_arrow_table()
+
+    return run
+
+
+# --- (c) Datasette ---------------------------------------------------------------------------------
+
+
+def datasette_setup(work: Path, table: pa.Table) -> tuple[subprocess.Popen[bytes], int]:
+    """A venv with datasette + sqlite-utils, the rows in SQLite with indexes, and a running server."""
+    venv = work / "venv"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "datasette", "sqlite-utils"]
+    done = subprocess.run(pip, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"pip install datasette failed: {done.stderr[-2000:]}")
+    print(f"  datasette venv ready in {time.perf_counter() - t0:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    csv_path = work / "data.csv"
+    ts_text = pc.strftime(table.column("ts").cast(pa.timestamp("us")), format="%Y-%m-%dT%H:%M:%S")
+    text_table = table.set_column(0, "ts", ts_text)
+    pacsv.write_csv(text_table, csv_path)
+    db = work / "bench.db"
+    utils = str(venv / "bin" / "sqlite-utils")
+    subprocess.run([utils, "insert", str(db), "data", str(csv_path), "--csv"], check=True)
+    subprocess.run([utils, "create-index", str(db), "data", "district"], check=True)
+    subprocess.run([utils, "create-index", str(db), "data", "ts"], check=True)
+    csv_path.unlink()
+    print(f"  SQLite loaded and indexed in {time.perf_counter() - t0:.1f} s", flush=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            str(venv / "bin" / "datasette"), "serve", "-i", str(db), "--host", "127.0.0.1", "--port", str(port),
+            "--setting", "sql_time_limit_ms", "120000", "--setting", "default_cache_ttl", "0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(300):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.1)
+    return server, port
+
+
+def datasette_runner(port: int, keyset_ts: str) -> Callable[[Query], Any]:
+    """Run a query through Datasette's JSON API on one kept-alive HTTP connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+
+    def run(q: Query) -> list[Any]:
+        params = {"sql": q.sqlite_sql, "_shape": "array"}
+        if q.keyset:
+            params["t"] = keyset_ts
+        conn.request("GET", "/bench.json?" + urllib.parse.urlencode(params))
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"datasette said {response.status}: {body[:300]!r}")
+        return json.loads(body)  # type: ignore[no-any-return]
+
+    return run
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--no-datasette", action="store_true", help="skip (c), e.g. without network")
+    args = parser.parse_args()
+    print(f"opendata query bench: {args.rows:,} rows, {args.rounds} rounds, {os.cpu_count()} CPUs, "
+          f"Python {platform.python_version()}, DuckDB {duckdb.__version__}")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="zhishe-odq-") as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        table = generate(args.rows)
+        parquet = work / "raw.parquet"
+        pq.write_table(table, parquet)
+        print(f"  generated + Parquet in {time.perf_counter() - t0:.1f} s", flush=True)
+        store = ReleaseStore(work / "store", threads=2)
+        info = store.build("bench", parquet, order_by=["ts"])
+        print(f"  release built in {info.seconds:.1f} s ({info.bytes / 1e6:.0f} MB)", flush=True)
+        sorted_ts = pc.sort_indices(table.column("ts"))
+        keyset_ts = table.column("ts")[sorted_ts[(PAGE_NO - 1) * PAGE - 1].as_py()].as_py()
+        qs = queries(DISTRICTS[3], CATEGORIES[7])
+        results = {
+            "engine": run_queries("engine", engine_runner(store, "bench", info.order_by), qs, args.rounds)
+        }
+        results["duckdb"] = run_queries("duckdb", duckdb_runner(parquet, keyset_ts), qs, args.rounds)
+        server = None
+        if not args.no_datasette:
+            server, port = datasette_setup(work, table)
+            try:
+                ts_text = keyset_ts.strftime("%Y-%m-%dT%H:%M:%S")
+                results["datasette"] = run_queries(
+                    "datasette", datasette_runner(port, ts_text), qs, args.rounds
+                )
+            finally:
+                server.terminate()
+                server.wait(10)
+        report(results, qs)
+
+
+def report(results: dict[str, dict[str, list[float]]], qs: list[Query]) -> None:
+    """Print p50/p95 per engine and the engine's ratios to the others."""
+    names = list(results)
+    print()
+    print(f"{'query':34s}" + "".join(f"{n + ' p50':>14s}{n + ' p95':>14s}" for n in names)
+          + "".join(f"{'vs ' + n:>14s}" for n in names if n != "engine"))  # fmt: skip
+    for q in qs:
+        line = f"{q.name:34s}"
+        for n in names:
+            line += f"{_ms(statistics.median(results[n][q.name])):>14s}{_ms(_p95(results[n][q.name])):>14s}"
+        ours = statistics.median(results["engine"][q.name])
+        for n in names:
+            if n != "engine":
+                line += f"{ours / statistics.median(results[n][q.name]):13.2f}x"
+        print(line)
+    print("(ratio = engine p50 / other p50: below 1 means the engine is faster)")
+
+
+if __name__ == "__main__":
+    main()

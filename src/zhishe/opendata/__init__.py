@@ -1,0 +1,1 @@
+"""Open data: releases through a privacy gate, the public portal, the query API and data requests."""

@@ -1,0 +1,205 @@
+"""Public reads of published releases: SoQL queries, the SQL endpoint and downloads.
+
+Every read goes to the release's serving copy (``opendata.store``) with SQL that ``opendata.soql``
+or ``opendata.sqlapi`` built from an allow-listed syntax tree, under the per-request time limit.
+These reads are the public portal: they are counted (API calls, downloads) but not audited.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy.orm import Session
+
+from zhishe.catalog.lake import rows_to_dicts
+from zhishe.core.config import get_settings
+from zhishe.core.errors import Invalid
+from zhishe.core.i18n import T
+from zhishe.opendata import formats, service, soql, sqlapi
+from zhishe.opendata.models import Release
+from zhishe.opendata.service import PublicDataset
+from zhishe.opendata.store import ROW_COLUMN, TABLE, QueryTimeout
+
+__all__ = ["Download", "QueryResult", "SqlResult", "download", "run", "run_sql"]
+
+#: The share of the time limit a query may spend on its exact total before estimating it.
+_COUNT_SHARE = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """One page of a SoQL query, with its total and how to get the next page."""
+
+    opened: PublicDataset
+    release: Release
+    table: pa.Table
+    columns: list[str]
+    types: dict[str, str]
+    total: int | None
+    estimated: bool
+    next_token: str | None
+    next_offset: int | None
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The page's rows as JSON-ready dicts."""
+        return rows_to_dicts(self.table)
+
+
+@dataclass(frozen=True, slots=True)
+class SqlResult:
+    """The rows of a SQL-endpoint query, and whether the row cap cut them off."""
+
+    table: pa.Table
+    truncated: bool
+    row_cap: int
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows as JSON-ready dicts."""
+        return rows_to_dicts(self.table)
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A download ready to stream."""
+
+    filename: str
+    media_type: str
+    chunks: Iterator[bytes]
+
+
+def column_types(release: Release) -> dict[str, str]:
+    """Column name → type of a release."""
+    return {str(c["name"]): str(c["type"]) for c in release.columns}
+
+
+def run(
+    *,
+    session: Session,
+    slug: str,
+    params: Mapping[str, str],
+    version: int | None = None,
+    want_total: bool = True,
+    count_api_call: bool = True,
+) -> QueryResult:
+    """One page of a SoQL query on release ``version`` (the newest when None) of an open dataset."""
+    opened = service.public_dataset(session=session, slug=slug)
+    release = service.public_release(opened, version)
+    compiled = soql.compile_query(params, column_types(release), sort_key=release.order_by)
+    store = service.release_store()
+    limit = get_settings().opendata_query_timeout
+    keys = {TABLE: release.store_key}
+    started = time.monotonic()
+    result = store.execute(keys, compiled.sql, compiled.params, timeout=limit, max_rows=compiled.fetch_rows)
+    page = compiled.page(result)
+    total: int | None = None
+    estimated = False
+    if want_total:
+        left = max(limit - (time.monotonic() - started), 0.05)
+        sql, values = compiled.count_sql()
+        try:
+            total = _scalar(store.execute(keys, sql, values, timeout=left * _COUNT_SHARE, max_rows=1))
+        except QueryTimeout:
+            estimate = compiled.estimate_sql()
+            if estimate is not None:
+                total = _scalar(store.execute(keys, estimate[0], estimate[1], timeout=left, max_rows=1))
+                estimated = True
+    if count_api_call:
+        service.use(session, opened.dataset.id, api_calls=1)
+    shown = page.rows
+    return QueryResult(
+        opened=opened,
+        release=release,
+        table=shown,
+        columns=list(shown.column_names),
+        types=dict(compiled.columns),
+        total=total,
+        estimated=estimated,
+        next_token=page.next,
+        next_offset=page.next_offset,
+    )
+
+
+def _scalar(table: pa.Table) -> int:
+    value = table.column(0)[0].as_py() if table.num_rows and table.num_columns else 0
+    return int(value or 0)
+
+
+def sql_tables(session: Session) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """Names the SQL endpoint knows (``slug`` for the newest release, ``slug@N`` for release N),
+    with their columns and release keys."""
+    tables: dict[str, dict[str, str]] = {}
+    keys: dict[str, str] = {}
+    for opened in service.published_datasets(session):
+        slug = opened.dataset.slug
+        for release in opened.releases:
+            names = [f"{slug}@{release.number}"] + ([slug] if release is opened.latest else [])
+            for name in names:
+                tables[name] = column_types(release)
+                keys[name] = release.store_key
+    return tables, keys
+
+
+def run_sql(*, session: Session, text: str | bytes, rows: int | str | None = None) -> SqlResult:
+    """One read-only SELECT over published releases, under the time limit and a row cap."""
+    tables, keys = sql_tables(session)
+    checked = sqlapi.validate_sql(text, tables, keys=keys, rows=rows)
+    result = service.release_store().execute(
+        checked.keys,
+        checked.sql,
+        timeout=get_settings().opendata_query_timeout,
+        max_rows=checked.fetch_rows,
+        include_row=False,
+    )
+    table, truncated = checked.cut(result)
+    return SqlResult(table=table, truncated=truncated, row_cap=checked.row_cap)
+
+
+def point_column(release: Release) -> str | None:
+    """The release's first point column, if any (for GeoJSON)."""
+    return next((str(c["name"]) for c in release.columns if c.get("type") == "point"), None)
+
+
+def download(
+    *,
+    session: Session,
+    slug: str,
+    fmt: str,
+    version: int | None = None,
+    bom: bool = False,
+    count: bool = True,
+) -> Download:
+    """A whole release in ``fmt``, streamed batch by batch (never built in memory)."""
+    if fmt not in formats.FORMATS:
+        raise Invalid(
+            T("unknown format {fmt}; use {formats}", fmt=fmt, formats=", ".join(formats.FORMATS)),
+            detail={"parameter": "format"},
+        )
+    opened = service.public_dataset(session=session, slug=slug)
+    release = service.public_release(opened, version)
+    store = service.release_store()
+    schema = store.schema(release.store_key)
+    names = ", ".join('"' + n.replace('"', '""') + '"' for n in schema.names if n != ROW_COLUMN)
+    sql = f'SELECT {names} FROM "{TABLE}" ORDER BY "{ROW_COLUMN}"'  # noqa: S608 - names come from the file's own schema
+    chunks = formats.stream(
+        fmt,
+        store.stream({TABLE: release.store_key}, sql),
+        schema,
+        bom=bom,
+        point_column=point_column(release) if fmt == "geojson" else None,
+        title=opened.dataset.title_zh,
+        tz=get_settings().timezone,
+        row_count=release.row_count,
+    )
+    if count:
+        service.use(session, opened.dataset.id, downloads=1)
+    return Download(
+        filename=formats.filename(slug, release.number or 0, fmt),
+        media_type=formats.media_type(fmt),
+        chunks=chunks,
+    )
