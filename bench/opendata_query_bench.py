@@ -8,7 +8,11 @@ Generates a seeded dataset (default 10,000,000 rows x 12 columns: ts, district (
 - (b) ``duckdb``: raw DuckDB on one unsorted Parquet file of the same rows;
 - (c) ``datasette``: Datasette over SQLite (indexes on district and ts) in a throwaway venv, through
   its JSON API (``?sql=``);
-- (d) a later step may add "through our HTTP API" by calling ``run_queries("http", fn)``.
+- (d) ``http``: the whole platform: the rows imported as a dataset version, released through the
+  service (model none, ordered by ts) and queried through ``zhishe serve``'s open-data API
+  (``/opendata/api/v1/datasets/bench/query.json``) on one kept-alive HTTP connection, JSON parsed.
+
+The goal is (d) faster than (c) on every query and within 2x of (b).
 
 Queries (``QUERIES``): a selective filter, a group-by, the first page ordered by ts, and page 1,000
 by keyset. Prints p50 and p95 over ``--rounds`` runs, and the ratios.
@@ -251,6 +255,119 @@ def datasette_runner(port: int, keyset_ts: str) -> Callable[[Query], Any]:
     return run
 
 
+# --- (d) the platform through its HTTP API ---------------------------------------------------------
+
+
+def platform_setup(work: Path, parquet: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A fresh data directory with the rows as a released open dataset, and `zhishe serve` on it."""
+    env = {
+        "ZHISHE_DATA_DIR": str(work / "zhishe"),
+        "ZHISHE_SECRET_KEY": "bench-secret-key-not-for-production",
+        "ZHISHE_OPENDATA_RATE_ANONYMOUS": "1000000000",
+        "ZHISHE_BACKGROUND_WORKERS": "false",
+        "ZHISHE_LOG_LEVEL": "WARNING",
+        "ZHISHE_OPENDATA_QUERY_TIMEOUT": "30",
+    }
+    os.environ.update(env)
+    from zhishe import hooks
+    from zhishe.catalog import flows
+    from zhishe.catalog import service as catalog
+    from zhishe.catalog.schemas import ColumnIn, DatasetCreate
+    from zhishe.core.accounts import service as accounts
+    from zhishe.core.accounts.schemas import OrgCreate
+    from zhishe.core.auth import system_actor
+    from zhishe.core.config import get_settings, reset_settings
+    from zhishe.core.db import get_sessionmaker
+    from zhishe.core.migrate import upgrade
+    from zhishe.opendata import service as opendata
+
+    reset_settings()
+    hooks.install()
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    actor = system_actor("bench")
+    maker = get_sessionmaker(settings.database_url)
+    t0 = time.perf_counter()
+    with maker.begin() as session:
+        org = accounts.create_org(
+            session=session,
+            actor=actor,
+            org_in=OrgCreate(code="bench", name_zh="基准", name_en="Bench", kind="department"),  # type: ignore[arg-type]
+        )
+        types = {"datetime": "datetime", "string": "string", "decimal": "decimal"}
+        catalog.create_dataset(
+            session=session,
+            actor=actor,
+            dataset_in=DatasetCreate(
+                slug="bench",
+                title_zh="基准数据",
+                owner_org_id=org.id,
+                sharing_class="unconditional",
+                accrual_periodicity="irregular",
+                time_column="ts",
+                columns=[
+                    ColumnIn(name=n, type=types[t], classification="public") for n, t in COLUMNS.items()
+                ],  # type: ignore[arg-type]
+            ),
+        )
+    report = flows.import_path(
+        maker=maker, actor=actor, dataset="bench", path=parquet, mode="append", note="bench"
+    )
+    if report.status != "done":
+        raise RuntimeError(f"import failed: {report.message}")
+    print(f"  imported as a dataset version in {time.perf_counter() - t0:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    with maker.begin() as session:
+        opendata.configure(session=session, actor=actor, dataset="bench", order_by=["ts"])
+        draft = opendata.draft_release(session=session, actor=actor, dataset="bench")
+        opendata.publish_release(session=session, actor=actor, release_id=draft.id)
+    print(f"  released through the privacy gate in {time.perf_counter() - t0:.1f} s", flush=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "zhishe.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(300):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.1)
+    return server, port
+
+
+def http_runner(port: int) -> Callable[[Query], Any]:
+    """Run a query through the open-data API on one kept-alive HTTP connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    path = "/opendata/api/v1/datasets/bench/query.json?"
+
+    def get(params: dict[str, str]) -> dict[str, Any]:
+        conn.request("GET", path + urllib.parse.urlencode(params))
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"zhishe said {response.status}: {body[:300]!r}")
+        return json.loads(body)  # type: ignore[no-any-return]
+
+    tokens: dict[str, str] = {}
+
+    def run(q: Query) -> list[Any]:
+        params = dict(q.soql)
+        if q.keyset:
+            if q.name not in tokens:  # the token a client holds after reading page PAGE_NO - 1
+                before = get({**q.soql, "$offset": str((PAGE_NO - 1) * PAGE - 1), "$limit": "1"})
+                tokens[q.name] = before["next"]
+            params["$next"] = tokens[q.name]
+        return get(params)["rows"]  # type: ignore[no-any-return]
+
+    return run
+
+
 # --- the run ---------------------------------------------------------------------------------------
 
 
@@ -259,6 +376,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--no-datasette", action="store_true", help="skip (c), e.g. without network")
+    parser.add_argument("--no-http", action="store_true", help="skip (d), the platform through HTTP")
     args = parser.parse_args()
     print(f"opendata query bench: {args.rows:,} rows, {args.rounds} rounds, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, DuckDB {duckdb.__version__}")  # fmt: skip
@@ -279,6 +397,13 @@ def main() -> None:
             "engine": run_queries("engine", engine_runner(store, "bench", info.order_by), qs, args.rounds)
         }
         results["duckdb"] = run_queries("duckdb", duckdb_runner(parquet, keyset_ts), qs, args.rounds)
+        if not args.no_http:
+            zhishe_server, zhishe_port = platform_setup(work, parquet)
+            try:
+                results["http"] = run_queries("http", http_runner(zhishe_port), qs, args.rounds)
+            finally:
+                zhishe_server.terminate()
+                zhishe_server.wait(10)
         server = None
         if not args.no_datasette:
             server, port = datasette_setup(work, table)
@@ -309,6 +434,17 @@ def report(results: dict[str, dict[str, list[float]]], qs: list[Query]) -> None:
                 line += f"{ours / statistics.median(results[n][q.name]):13.2f}x"
         print(line)
     print("(ratio = engine p50 / other p50: below 1 means the engine is faster)")
+    if "http" in results:
+        print()
+        others = [n for n in ("datasette", "duckdb") if n in results]
+        print(f"{'query':34s}" + "".join(f"{'http vs ' + n:>20s}" for n in others))
+        for q in qs:
+            ours = statistics.median(results["http"][q.name])
+            print(
+                f"{q.name:34s}"
+                + "".join(f"{ours / statistics.median(results[n][q.name]):19.2f}x" for n in others)
+            )
+        print("(goal: below 1 against datasette, at most 2 against duckdb)")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ def settings_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         "ZHISHE_MAX_UPLOAD_MB": "64",
         "ZHISHE_WEBHOOK_ALLOW_PRIVATE": "true",
         "ZHISHE_BACKGROUND_WORKERS": "false",
+        "ZHISHE_OPENDATA_RATE_ANONYMOUS": "1000000",
+        "ZHISHE_OPENDATA_RATE_TOKEN": "1000000",
     }
     previous = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -106,6 +108,10 @@ def db(settings_env: dict[str, str]) -> Iterator[Session]:
         ensure_head(session)
     shutil.rmtree(settings.lake_uri, ignore_errors=True)
     Path(settings.lake_uri).mkdir(parents=True, exist_ok=True)
+    from zhishe.opendata import service as opendata
+
+    opendata.forget_store()  # release ids restart with the database: drop cached connections and files
+    shutil.rmtree(settings.opendata_dir, ignore_errors=True)
     session = maker()
     try:
         yield session

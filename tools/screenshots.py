@@ -34,6 +34,14 @@ PAGES = [
     ("audit", "/audit"),
     ("tokens", "/tokens"),
     ("orgs", "/admin/orgs"),
+    ("opendata-home", "/opendata"),
+    ("opendata-search", "/opendata/datasets?q=%E7%A9%BA%E6%B0%94"),
+    ("opendata-dataset", "/opendata/datasets/air-quality-hourly"),
+    ("opendata-release", "/opendata/datasets/household-register/releases/1"),
+    ("opendata-dp-release", "/opendata/datasets/clinic-visits-daily/releases/1"),
+    ("opendata-requests", "/opendata/requests"),
+    ("opendata-statistics", "/opendata/statistics"),
+    ("opendata-developers", "/opendata/developers"),
 ]
 #: Exchange pages, each seen by the demo user it is about.
 AS_USER = [
@@ -42,6 +50,7 @@ AS_USER = [
     ("water.steward", "exchange-new", "/exchange/requests/new?dataset=household-register"),
     ("bureau.admin", "exchange-dashboard", "/exchange/dashboard"),
     ("water.steward", "exchange-issue", "/exchange/issues/1"),
+    ("police.steward", "opendata-manage", "/opendata/manage/household-register"),
 ]
 
 
@@ -73,6 +82,8 @@ def main() -> None:
                     page.goto(f"{args.base}{path}")
                     if "tab=chart" in path:
                         page.wait_for_selector("#chart[data-drawn='1']", timeout=20000)
+                    if path == "/opendata/datasets/air-quality-hourly":
+                        page.wait_for_selector("#opendata-chart[data-drawn='1']", timeout=20000)
                     page.screenshot(path=str(out / f"{name}-{lang}{suffix}.png"), full_page=suffix == "")
                 context.close()
                 for user, name, path in AS_USER:

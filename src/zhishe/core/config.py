@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     opendata_rate_token: int = Field(
         1000, ge=1, description="Open-data API calls per minute for each app token (X-App-Token)."
     )
+    opendata_rate_window: float = Field(
+        60.0, gt=0, le=86400, description="Seconds of the window the open-data rate limits count in."
+    )
     opendata_dp_budget: float = Field(
         2.0, gt=0, le=100, description="Default total ε of differentially private releases per dataset."
     )

@@ -15,7 +15,7 @@ from zhishe.core.areas import service as areas
 from zhishe.core.auth import Actor, system_actor
 from zhishe.demo.model import Community
 from zhishe.demo.people import CENTRE
-from zhishe.opendata import datarequests, service
+from zhishe.opendata import datarequests, service, stats
 
 __all__ = ["DEMO_POLICIES", "area_rows", "seed_opendata"]
 
@@ -159,3 +159,6 @@ def seed_opendata(sessions: sessionmaker[Session], community: Community) -> None
             problem="部分小时没有监测数据。",
             period="2026-10",
         )
+    with sessions() as session:  # publishing figures commits as it goes
+        stats.publish(session=session, actor=system_actor("demo"))
+        session.commit()

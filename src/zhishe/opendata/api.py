@@ -57,7 +57,7 @@ def public_quota(request: Request, response: Response, session: SessionDep) -> N
     else:
         host = request.client.host if request.client else "unknown"
         key, limit = f"opendata:addr:{host}", settings.opendata_rate_anonymous
-    decision = enforce(_limiter(settings.rate_limit_url), key, limit, 60.0)
+    decision = enforce(_limiter(settings.rate_limit_url), key, limit, settings.opendata_rate_window)
     response.headers["X-RateLimit-Limit"] = str(limit)
     response.headers["X-RateLimit-Remaining"] = str(decision.remaining)
 

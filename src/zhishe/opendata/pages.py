@@ -178,6 +178,7 @@ def dataset_page(
             "first_link": f"/opendata/datasets/{slug}?{urlencode({**keep, **({'order': order} if order else {})})}",
             "formats": portal.formats_of(opened),
             "manage": manage,
+            "chart": service.chart_of(opened.settings.chart, release.columns, opened.dataset.time_column),
             "kinds": ("value", "missing_period", "definition"),
             "version_param": f"?version={release.number}" if version else "",
         },

@@ -19,23 +19,26 @@ from zhishe.catalog.lake import rows_to_dicts
 from zhishe.core.config import get_settings
 from zhishe.core.errors import Invalid
 from zhishe.core.i18n import T
-from zhishe.opendata import formats, service, soql, sqlapi
+from zhishe.opendata import formats, service, soql, sqlapi, usage
 from zhishe.opendata.models import Release
-from zhishe.opendata.service import PublicDataset
 from zhishe.opendata.store import ROW_COLUMN, TABLE, QueryTimeout
 
 __all__ = ["Download", "QueryResult", "SqlResult", "download", "run", "run_sql"]
 
-#: The share of the time limit a query may spend on its exact total before estimating it.
+#: The share of the time left that a query may spend on its exact total before estimating it.
 _COUNT_SHARE = 0.5
+#: Releases up to this size get exact totals; bigger ones estimate filtered totals from a sample.
+EXACT_ROWS = 1_000_000
+#: How long a big release may spend counting the groups of a grouped query.
+GROUP_COUNT_SECONDS = 0.2
+_FILTERS = frozenset({"$where", "$q", "$having"})
 
 
 @dataclass(frozen=True, slots=True)
 class QueryResult:
     """One page of a SoQL query, with its total and how to get the next page."""
 
-    opened: PublicDataset
-    release: Release
+    release: service.ServedRelease
     table: pa.Table
     columns: list[str]
     types: dict[str, str]
@@ -88,32 +91,23 @@ def run(
     count_api_call: bool = True,
 ) -> QueryResult:
     """One page of a SoQL query on release ``version`` (the newest when None) of an open dataset."""
-    opened = service.public_dataset(session=session, slug=slug)
-    release = service.public_release(opened, version)
-    compiled = soql.compile_query(params, column_types(release), sort_key=release.order_by)
+    release = service.served_release(session, slug, version)
+    compiled = soql.compile_query(params, release.types, sort_key=release.order_by)
     store = service.release_store()
     limit = get_settings().opendata_query_timeout
     keys = {TABLE: release.store_key}
     started = time.monotonic()
     result = store.execute(keys, compiled.sql, compiled.params, timeout=limit, max_rows=compiled.fetch_rows)
     page = compiled.page(result)
-    total: int | None = None
-    estimated = False
-    if want_total:
-        left = max(limit - (time.monotonic() - started), 0.05)
-        sql, values = compiled.count_sql()
-        try:
-            total = _scalar(store.execute(keys, sql, values, timeout=left * _COUNT_SHARE, max_rows=1))
-        except QueryTimeout:
-            estimate = compiled.estimate_sql()
-            if estimate is not None:
-                total = _scalar(store.execute(keys, estimate[0], estimate[1], timeout=left, max_rows=1))
-                estimated = True
+    total, estimated = (
+        _total(store, keys, compiled, release, params, limit - (time.monotonic() - started))
+        if want_total
+        else (None, False)
+    )
     if count_api_call:
-        service.use(session, opened.dataset.id, api_calls=1)
+        usage.count(release.dataset_id, api_calls=1)
     shown = page.rows
     return QueryResult(
-        opened=opened,
         release=release,
         table=shown,
         columns=list(shown.column_names),
@@ -123,6 +117,40 @@ def run(
         next_token=page.next,
         next_offset=page.next_offset,
     )
+
+
+def _total(
+    store: Any, keys: dict[str, str], compiled: Any, release: Any, params: Mapping[str, str], left: float
+) -> tuple[int | None, bool]:
+    """The total of matching rows, and whether it is estimated.
+
+    Without a filter it is the release's row count. On a release of up to ``EXACT_ROWS`` rows it
+    is counted, within half of the time left. On a bigger one a filtered total is estimated from a
+    sample (an exact count would scan every row, costing more than the page itself), and a number
+    of groups is counted only if that takes under ``GROUP_COUNT_SECONDS``; else it is left out.
+    """
+    filtered = any(not name.startswith("$") or name in _FILTERS for name in params)
+    if compiled.keyset and not filtered:
+        return release.row_count, False
+    left = max(left, 0.05)
+    if release.row_count > EXACT_ROWS:
+        if not compiled.keyset:
+            return _count(store, keys, compiled, min(left * _COUNT_SHARE, GROUP_COUNT_SECONDS)), False
+        estimate = compiled.estimate_sql()
+        if estimate is not None:
+            return _scalar(store.execute(keys, estimate[0], estimate[1], timeout=left, max_rows=1)), True
+    total = _count(store, keys, compiled, left * _COUNT_SHARE)
+    if total is None and (estimate := compiled.estimate_sql()) is not None:
+        return _scalar(store.execute(keys, estimate[0], estimate[1], timeout=left, max_rows=1)), True
+    return total, False
+
+
+def _count(store: Any, keys: dict[str, str], compiled: Any, budget: float) -> int | None:
+    sql, values = compiled.count_sql()
+    try:
+        return _scalar(store.execute(keys, sql, values, timeout=max(budget, 0.01), max_rows=1))
+    except QueryTimeout:
+        return None
 
 
 def _scalar(table: pa.Table) -> int:
@@ -160,11 +188,6 @@ def run_sql(*, session: Session, text: str | bytes, rows: int | str | None = Non
     return SqlResult(table=table, truncated=truncated, row_cap=checked.row_cap)
 
 
-def point_column(release: Release) -> str | None:
-    """The release's first point column, if any (for GeoJSON)."""
-    return next((str(c["name"]) for c in release.columns if c.get("type") == "point"), None)
-
-
 def download(
     *,
     session: Session,
@@ -180,8 +203,7 @@ def download(
             T("unknown format {fmt}; use {formats}", fmt=fmt, formats=", ".join(formats.FORMATS)),
             detail={"parameter": "format"},
         )
-    opened = service.public_dataset(session=session, slug=slug)
-    release = service.public_release(opened, version)
+    release = service.served_release(session, slug, version)
     store = service.release_store()
     schema = store.schema(release.store_key)
     names = ", ".join('"' + n.replace('"', '""') + '"' for n in schema.names if n != ROW_COLUMN)
@@ -191,13 +213,13 @@ def download(
         store.stream({TABLE: release.store_key}, sql),
         schema,
         bom=bom,
-        point_column=point_column(release) if fmt == "geojson" else None,
-        title=opened.dataset.title_zh,
+        point_column=release.point_column if fmt == "geojson" else None,
+        title=release.title_zh,
         tz=get_settings().timezone,
         row_count=release.row_count,
     )
     if count:
-        service.use(session, opened.dataset.id, downloads=1)
+        usage.count(release.dataset_id, downloads=1)
     return Download(
         filename=formats.filename(slug, release.number or 0, fmt),
         media_type=formats.media_type(fmt),

@@ -66,16 +66,27 @@ __all__ = [
 
 CADENCES = ("hourly", "daily", "weekly", "monthly", "quarterly", "annual", "irregular", "never")
 _PRIVATE = {Classification.PERSONAL.value, Classification.SENSITIVE.value}
+_CLOSABLE: set[ReleaseStore] = set()
 
 
 def release_store() -> ReleaseStore:
     """The serving store of this deployment's releases (one per process, keeping its connections)."""
-    return _store_at(str(get_settings().opendata_dir / "releases"))
+    store = _store_at(str(get_settings().opendata_dir / "releases"))
+    _CLOSABLE.add(store)
+    return store
 
 
 @lru_cache(maxsize=4)
 def _store_at(root: str) -> ReleaseStore:
     return ReleaseStore(Path(root))
+
+
+def forget_store() -> None:
+    """Close the cached stores' connections (after their files were replaced, as in tests)."""
+    for store in list(_CLOSABLE):
+        store.close()
+    _store_at.cache_clear()
+    forget_served()
 
 
 # -- opening a dataset ------------------------------------------------------------------------------
@@ -403,6 +414,13 @@ def _release_columns(dataset: Dataset, schema: pa.Schema, policy: privacy.Policy
         column = declared.get(field.name)
         given = policy.columns.get(field.name)
         rule = (given.kind if given.kind != "generalise" else f"generalise:{given.method}") if given else "aggregate"
+        model = policy.model
+        if isinstance(model, privacy.KAnonymity) and field.name in model.quasi_identifiers:
+            rule = "quasi_identifier" if rule == "keep" else f"quasi_identifier, {rule}"
+        elif isinstance(model, privacy.KAnonymity) and field.name in model.sensitive:
+            rule = "sensitive_attribute"
+        elif isinstance(model, privacy.DPModel) and field.name not in model.dimensions:
+            rule = "aggregate"
         result.append(
             {
                 "name": field.name,
@@ -463,6 +481,13 @@ def publish_release(*, session: Session, actor: Actor, release_id: int, note: st
             ),
             detail={"risk": draft.risk},
         )
+    # Compare with the release this one will follow, which may have been published after the draft
+    # was made: a change measured at drafting time could be stale (or missing, when nothing was
+    # published yet), and a definition change must not slip out without its note.
+    previous = _latest_published(session, found.id)
+    changes = timeliness.schema_changes(previous.columns, draft.columns) if previous else []
+    draft.changes = [c.to_json() for c in changes]
+    draft.definition_changed = timeliness.is_definition_change(changes)
     note = note.strip()
     if draft.definition_changed and not note:
         raise Invalid(
@@ -477,6 +502,7 @@ def publish_release(*, session: Session, actor: Actor, release_id: int, note: st
     draft.published_at, draft.published_by = now, actor.username
     settings = open_settings(session, found)
     settings.latest_release, settings.last_published_at, settings.overdue_since = number, now, None
+    forget_served()
     settings.updated_at = now
     try:
         session.flush()
@@ -647,6 +673,9 @@ def use(session: Session, dataset_id: int, *, downloads: int = 0, api_calls: int
 
 def usage_of(session: Session, dataset_id: int) -> dict[str, int]:
     """All-time downloads and API calls of a dataset."""
+    from zhishe.opendata import usage
+
+    usage.flush()
     row = session.execute(
         select(
             func.coalesce(func.sum(UsageDay.downloads), 0), func.coalesce(func.sum(UsageDay.api_calls), 0)
@@ -748,3 +777,77 @@ def suggested_policy(dataset: Dataset) -> dict[str, Any]:
         "columns": {c.name: "drop" if c.classification in _PRIVATE else "keep" for c in dataset.columns},
         "model": {"type": "none"},
     }
+
+
+@dataclass(frozen=True, slots=True)
+class ServedRelease:
+    """What the query path needs of a published release, as plain values that outlive a session."""
+
+    dataset_id: int
+    slug: str
+    number: int
+    store_key: str
+    columns: tuple[tuple[str, str], ...]
+    order_by: tuple[str, ...]
+    row_count: int
+    title_zh: str
+
+    @property
+    def types(self) -> dict[str, str]:
+        """Column name → type."""
+        return dict(self.columns)
+
+    @property
+    def point_column(self) -> str | None:
+        """The first point column, if any (for GeoJSON)."""
+        return next((name for name, kind in self.columns if kind == "point"), None)
+
+
+#: How long a process trusts its cached answer to "which release is the newest" (other processes
+#: may publish); releases named by number never change, and a publish in this process clears it.
+SERVED_TTL_SECONDS = 2.0
+_served: dict[tuple[str, int | None], tuple[float, ServedRelease]] = {}
+
+
+def served_release(session: Session, slug: str, number: int | None) -> ServedRelease:
+    """Release ``number`` (the newest when None) of an open dataset, cached for the query path."""
+    import time
+
+    key = (slug, number)
+    hit = _served.get(key)
+    now = time.monotonic()
+    if hit is not None and (number is not None or now - hit[0] < SERVED_TTL_SECONDS):
+        return hit[1]
+    opened = public_dataset(session=session, slug=slug)
+    release = public_release(opened, number)
+    value = ServedRelease(
+        dataset_id=opened.dataset.id,
+        slug=slug,
+        number=release.number or 0,
+        store_key=release.store_key,
+        columns=tuple((str(c["name"]), str(c["type"])) for c in release.columns),
+        order_by=tuple(release.order_by or ()),
+        row_count=release.row_count,
+        title_zh=opened.dataset.title_zh,
+    )
+    if len(_served) > 4096:
+        _served.clear()
+    _served[key] = (now, value)
+    return value
+
+
+def forget_served() -> None:
+    """Drop the cached releases (after a publish, and between tests)."""
+    _served.clear()
+
+
+def chart_of(chosen: Mapping[str, Any], columns: list[dict[str, Any]], time_column: str | None) -> dict[str, Any]:
+    """The chart of a release: the owner's choice if its columns are still there, else a line of the
+    first numeric column over the time column, else none."""
+    names = {str(c["name"]): str(c["type"]) for c in columns}
+    if chosen and chosen.get("x") in names and chosen.get("y") in names:
+        return dict(chosen)
+    numeric = next((n for n, t in names.items() if t in {"integer", "decimal"}), None)
+    if time_column and names.get(time_column) in {"date", "datetime"} and numeric:
+        return {"kind": "line", "x": time_column, "y": numeric}
+    return {}

@@ -21,6 +21,7 @@ from zhishe.core.auth import Actor, OrgKind, authorize
 from zhishe.core.config import get_settings
 from zhishe.core.errors import NotFound
 from zhishe.opendata import datarequests
+from zhishe.opendata import usage as counters
 from zhishe.opendata.models import Release, UsageDay
 
 __all__ = ["FIGURES", "figures", "publish"]
@@ -56,6 +57,7 @@ FIGURES: dict[str, flows.Figure] = {
 
 def figures(session: Session) -> dict[str, Any]:
     """Every public figure (no login needed)."""
+    counters.flush()
     zone = get_settings().tz
     releases: Counter[str] = Counter()
     first_release: dict[int, str] = {}
@@ -104,7 +106,8 @@ def figures(session: Session) -> dict[str, Any]:
 
 
 def publish(*, session: Session, actor: Actor) -> dict[str, int | None]:
-    """Write the figures as versions of datasets owned by the data bureau (its staff only)."""
+    """Write the figures as versions of datasets owned by the data bureau (its staff only), and
+    release them on the portal when the actor may publish the bureau's open data."""
     authorize(actor, "exchange.bureau")
     bureau = session.scalar(
         select(Organisation).where(Organisation.kind == OrgKind.DATA_BUREAU).order_by(Organisation.id)
@@ -131,7 +134,7 @@ def publish(*, session: Session, actor: Actor) -> dict[str, int | None]:
             }
         ],
     }
-    return flows.publish_figures(
+    written = flows.publish_figures(
         session=session,
         actor=actor,
         owner_org_id=bureau.id,
@@ -143,3 +146,17 @@ def publish(*, session: Session, actor: Actor) -> dict[str, int | None]:
             "Figures of the open-data portal, computed by the platform.",
         ),
     )
+    # and open them on the portal, a release per publication
+    from zhishe.core.auth import can
+    from zhishe.opendata import service
+
+    if can(actor, "opendata.publish", org_id=bureau.id):
+        for slug, version in written.items():
+            if version is None:
+                continue
+            service.configure(session=session, actor=actor, dataset=slug, cadence="daily")
+            draft = service.draft_release(session=session, actor=actor, dataset=slug, version=version)
+            service.publish_release(
+                session=session, actor=actor, release_id=draft.id, note="open-data statistics"
+            )
+    return written

@@ -60,6 +60,9 @@ TABLE = "data"
 #: Rows per Arrow batch when streaming.
 DEFAULT_BATCH_ROWS = 65_536
 
+#: Seconds between repeated interrupts of a query past its time limit.
+_REINTERRUPT_SECONDS = 0.01
+
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 _SUFFIX = ".duckdb"
 
@@ -320,16 +323,22 @@ class ReleaseStore:
         timed_out = threading.Event()
         guard = threading.Lock()
 
-        def interrupt() -> None:
-            with guard:
-                if not done.is_set():
+        def watch(limit: float) -> None:
+            # DuckDB drops an interrupt that arrives before the query starts executing (while a
+            # long query is still being parsed and bound), so keep interrupting until it stops.
+            if done.wait(limit):
+                return
+            while True:
+                with guard:
+                    if done.is_set():
+                        return
                     timed_out.set()
                     cur.interrupt()
+                if done.wait(_REINTERRUPT_SECONDS):
+                    return
 
-        timer = threading.Timer(timeout, interrupt) if timeout is not None else None
-        if timer is not None:
-            timer.daemon = True
-            timer.start()
+        if timeout is not None:
+            threading.Thread(target=watch, args=(timeout,), daemon=True, name="zhishe-query-timeout").start()
         try:
             try:
                 reader: pa.RecordBatchReader = cur.sql(sql, params=list(params)).to_arrow_reader(batch_rows)
@@ -345,8 +354,6 @@ class ReleaseStore:
         finally:
             with guard:
                 done.set()
-            if timer is not None:
-                timer.cancel()
             cur.close()
 
     def _cursor(self, keys: Mapping[str, str], *, include_row: bool = True) -> duckdb.DuckDBPyConnection:

@@ -51,7 +51,9 @@ CADENCES: dict[str, str] = {
     "yearly": "year",
 }
 #: EU frequencies that promise no regular period: reported without gaps or overdue.
-_NOT_PERIODIC = frozenset({"cont", "irreg", "unknown", "never", "other", "op_datpro", "update_cont"})
+_NOT_PERIODIC = frozenset(
+    {"cont", "irreg", "irregular", "unknown", "never", "other", "op_datpro", "update_cont", "continuous"}
+)
 _STEP_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 _STEP_DELTA = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
 #: Versions up to this many rows are read into memory once and profiled there.
