@@ -56,6 +56,9 @@ test: lint pytest
 
 bench: dev
 	$(BIN)/python bench/import_bench.py
+	$(BIN)/python bench/exchange_bench.py
+	$(BIN)/python bench/anonymise_bench.py
+	$(BIN)/python bench/opendata_query_bench.py
 
 lock: $(BIN)/python
 	$(BIN)/python tools/lock.py

@@ -111,6 +111,9 @@ def db(settings_env: dict[str, str]) -> Iterator[Session]:
     from zhishe.opendata import service as opendata
 
     opendata.forget_store()  # release ids restart with the database: drop cached connections and files
+    from zhishe.opendata import usage
+
+    usage.forget()
     shutil.rmtree(settings.opendata_dir, ignore_errors=True)
     session = maker()
     try:
@@ -166,3 +169,31 @@ def client(app: Any, db: Session) -> Iterator[Any]:
 
     with TestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture(autouse=True)
+def _every_k_anonymous_release_is_checked_by_pycanon(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After any test that made open-data releases, every k-anonymous one it produced (draft or
+    published) is read back from its serving copy and checked by the independent pycanon."""
+    yield
+    if "db" not in request.fixturenames:
+        return
+    from sqlalchemy import select
+
+    from opendata.privacy.pycanon_check import assert_k_anonymous
+    from zhishe.opendata import service
+    from zhishe.opendata.models import Release
+
+    with get_sessionmaker(get_settings().database_url)() as session:
+        releases = list(session.scalars(select(Release).where(Release.model == "k_anonymity")))
+    store = service.release_store()
+    for release in releases:
+        model = release.policy.get("model") or {}
+        if not release.risk.get("meets_policy") or not store.exists(release.store_key):
+            continue
+        table = store.execute(
+            {"data": release.store_key}, "SELECT * FROM data", timeout=60, max_rows=10**7, include_row=False
+        )
+        assert_k_anonymous(
+            table, model["quasi_identifiers"], model["k"], model.get("sensitive") or (), model.get("l")
+        )

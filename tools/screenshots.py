@@ -99,6 +99,10 @@ def main() -> None:
                     page.goto(f"{args.base}{path}")
                     if "dashboard" in path:
                         page.wait_for_selector("#chart-states[data-drawn='1']", timeout=20000)
+                    if path.startswith("/opendata/manage/"):  # show a draft with its risk report
+                        page.click("#make-draft")
+                        page.wait_for_selector(".draft", timeout=20000)
+                        page.locator(".draft").first.scroll_into_view_if_needed()
                     page.screenshot(path=str(out / f"{name}-{lang}{suffix}.png"), full_page=suffix == "")
                     context.close()
         browser.close()

@@ -85,7 +85,9 @@ def test_the_97_year_old_is_generalised_until_every_class_has_k_households(ow: O
 
     years = {r["head_birth_year"] for r in rows}
     assert "1929" not in years  # the only head born in 1929 is not shown as such
-    covering = [r for r in rows if r["head_birth_year"] is not None and r["head_birth_year"].startswith("1929")]
+    covering = [
+        r for r in rows if r["head_birth_year"] is not None and r["head_birth_year"].startswith("1929")
+    ]
     assert covering, years  # the oldest is released inside a wider range
     assert all(r["head_birth_year"] != "1929" and "-" in r["head_birth_year"] for r in covering)
     assert all(r["building_id"] == "B01" for r in covering)  # the building is kept, the year widened
@@ -111,6 +113,82 @@ def test_a_larger_k_widens_the_classes_and_still_holds(ow: OpenWorld) -> None:
     rows = rows_of(ow, "register")
     assert_k_anonymous(pa.Table.from_pylist(rows), REGISTER_QIS, 12, sensitive=["receives_subsidy"], l=2)
     assert "1929" not in {r["head_birth_year"] for r in rows}
+
+
+AREAS = [
+    ("D1", "", "district", "东城区"),
+    ("S1", "D1", "subdistrict", "东四街道"),
+    ("C1", "S1", "community", "东四社区"),
+    ("C2", "S1", "community", "钱粮社区"),
+    ("B01", "C1", "building", "1号楼"),
+    ("B02", "C1", "building", "2号楼"),
+    ("B03", "C2", "building", "1号楼"),  # the same name in another community
+    ("B04", "C2", "building", "4号楼"),
+]
+
+
+def import_areas(ow: OpenWorld) -> None:
+    from zhishe.core.areas import service as areas
+    from zhishe.core.auth import system_actor
+
+    ow.db.rollback()
+    rows = [areas.AreaRow(code=c, parent=p, level=lv, name_zh=n) for c, p, lv, n in AREAS]
+    areas.import_rows(session=ow.db, actor=system_actor("test"), rows=rows)
+    ow.db.commit()
+
+
+def test_buildings_are_generalised_to_communities_through_the_area_list(ow: OpenWorld) -> None:
+    import_areas(ow)
+    ow.register(households=60)
+    policy = json.loads(json.dumps(REGISTER_POLICY))
+    policy["columns"]["building_id"] = {
+        "rule": "generalise",
+        "method": "hierarchy",
+        "hierarchy": "areas.building",
+        "level": "community",
+    }
+    assert ow.configure("register", who="police.steward", policy=policy).status_code == 200
+    release = ow.release("register", who="police.steward")
+    assert release["risk"]["meets_policy"] is True
+    rows = rows_of(ow, "register")
+    assert len(rows) == 60
+    assert {r["building_id"] for r in rows} <= {"东四社区", "钱粮社区", "东四街道", "东城区", "*"}
+    assert "东四社区" in {r["building_id"] for r in rows}
+    assert_k_anonymous(pa.Table.from_pylist(rows), REGISTER_QIS, 5, sensitive=["receives_subsidy"], l=2)
+    assert "1929" not in {r["head_birth_year"] for r in rows}
+
+
+def test_an_ambiguous_area_name_is_not_generalised_to_a_guess(ow: OpenWorld) -> None:
+    import_areas(ow)
+    ow.create(
+        "repairs",
+        columns=[
+            {"name": "id", "type": "integer", "is_key": True, "classification": "public"},
+            {"name": "building", "type": "string", "classification": "public"},
+        ],
+        title_zh="报修",
+    )
+    data = "id,building\n" + "".join(f"{i},{'1号楼' if i % 2 else '4号楼'}\n" for i in range(10))
+    assert ow.upload("repairs", data.encode()).status_code == 201
+    policy = {
+        "columns": {
+            "building": {
+                "rule": "generalise",
+                "method": "hierarchy",
+                "hierarchy": "areas.building",
+                "level": 1,
+            }
+        }
+    }
+    refused = ow.draft("repairs", policy=policy)
+    # 1号楼 is in two communities: refused, naming it, rather than put in either of them
+    assert refused.status_code == 422, refused.text
+    assert "1号楼" in error(refused) and "4号楼" not in error(refused)
+    # codes are never ambiguous
+    coded = "id,building\n" + "".join(f"{i},{'B01' if i % 2 else 'B03'}\n" for i in range(10))
+    assert ow.upload("repairs", coded.encode(), mode="replace").status_code == 201
+    ow.release("repairs", policy=policy)
+    assert sorted({r["building"] for r in rows_of(ow, "repairs")}) == ["东四社区", "钱粮社区"]
 
 
 # -- refusals of the policy -------------------------------------------------------------------------
@@ -191,7 +269,9 @@ def test_a_dataset_that_is_not_shared_cannot_be_opened(ow: OpenWorld) -> None:
 
 def test_dp_releases_spend_the_budget_until_it_is_gone(ow: OpenWorld) -> None:
     ow.visits()
-    assert ow.configure("visits", who="clinic.steward", policy=VISITS_POLICY, dp_budget=1.0).status_code == 200
+    assert (
+        ow.configure("visits", who="clinic.steward", policy=VISITS_POLICY, dp_budget=1.0).status_code == 200
+    )
 
     first = ow.draft("visits", who="clinic.steward")
     assert first.status_code == 201, first.text
@@ -212,7 +292,9 @@ def test_dp_releases_spend_the_budget_until_it_is_gone(ow: OpenWorld) -> None:
     assert second.status_code == 201
     assert second.json()["risk"]["epsilon_spent"] == pytest.approx(1.0)
     assert second.json()["risk"]["epsilon_remaining"] == pytest.approx(0.0)
-    gone = ow.client.delete(f"/api/v1/opendata/releases/{second.json()['id']}", headers=ow.h("clinic.steward"))
+    gone = ow.client.delete(
+        f"/api/v1/opendata/releases/{second.json()['id']}", headers=ow.h("clinic.steward")
+    )
     assert gone.status_code == 204
     settings = ow.client.get("/api/v1/opendata/datasets/visits/settings", headers=ow.h("clinic.steward"))
     assert settings.json()["dp_spent"] == pytest.approx(1.0) and settings.json()["dp_budget"] == 1.0
@@ -246,17 +328,47 @@ def test_a_dp_draft_that_would_overspend_is_refused_before_spending(ow: OpenWorl
     refused = ow.draft("visits", who="clinic.steward")
     assert refused.status_code == 422
     assert "1.5" in error(refused) and "0.5" in error(refused)
-    settings = ow.client.get("/api/v1/opendata/datasets/visits/settings", headers=ow.h("clinic.steward")).json()
+    settings = ow.client.get(
+        "/api/v1/opendata/datasets/visits/settings", headers=ow.h("clinic.steward")
+    ).json()
     assert settings["dp_spent"] == pytest.approx(1.5)  # the refusal spent nothing
     cheaper = ow.draft("visits", who="clinic.steward", policy=VISITS_POLICY)  # ε 0.5 fits exactly
     assert cheaper.status_code == 201, cheaper.text
     assert cheaper.json()["risk"]["epsilon_remaining"] == pytest.approx(0.0)
 
 
+def test_a_draft_that_read_the_budget_before_another_spent_it_is_refused(ow: OpenWorld) -> None:
+    """Two drafts at once: the budget one of them read is stale when it comes to spend."""
+    from zhishe.core.accounts.service import actor_for_user
+    from zhishe.core.errors import Invalid
+    from zhishe.opendata import service
+
+    ow.visits()
+    assert (
+        ow.configure("visits", who="clinic.steward", policy=VISITS_POLICY, dp_budget=0.5).status_code == 200
+    )
+    ow.db.rollback()
+    steward = actor_for_user(ow.users["clinic.steward"])
+    seen = service.read_settings(session=ow.db, actor=steward, dataset="visits")
+    assert seen.dp_spent == 0.0  # this session has read the whole budget as free...
+
+    assert ow.draft("visits", who="clinic.steward").status_code == 201  # ... and another draft spends it
+
+    with pytest.raises(Invalid, match="privacy budget of visits is spent"):
+        service.draft_release(session=ow.db, actor=steward, dataset="visits")
+    ow.db.rollback()
+    settings = ow.client.get(
+        "/api/v1/opendata/datasets/visits/settings", headers=ow.h("clinic.steward")
+    ).json()
+    assert settings["dp_spent"] == pytest.approx(0.5)  # never more than the budget
+    drafts = ow.client.get("/api/v1/opendata/datasets/visits/drafts", headers=ow.h("clinic.steward")).json()
+    assert len(drafts) == 1
+
+
 # -- pseudonyms -------------------------------------------------------------------------------------
 
 
-def _tokens_by_building(rows: list[dict[str, Any]]) -> dict[str, str]:
+def _building_of_token(rows: list[dict[str, Any]]) -> dict[str, str]:
     return {r["household_id"]: r["building_id"] for r in rows}
 
 
@@ -270,11 +382,11 @@ def test_pseudonyms_are_stable_across_releases_and_change_with_the_key(
     second = rows_of(ow, "register", version="2")
     assert len(first) == 40
     # the same household has the same token in both releases, and nothing else changed
-    assert _tokens_by_building(first) == _tokens_by_building(second)
+    assert _building_of_token(first) == _building_of_token(second)
     assert sorted(first, key=lambda r: r["household_id"]) == sorted(second, key=lambda r: r["household_id"])
     key = get_settings().pseudonym_secret()
-    assert pseudonym("H0000", key) in _tokens_by_building(first)
-    assert _tokens_by_building(first)[pseudonym("H0000", key)] == "B01"
+    assert pseudonym("H0000", key) in _building_of_token(first)
+    assert _building_of_token(first)[pseudonym("H0000", key)] == "B01"
 
     other = "another-pseudonym-key-of-at-least-32-bytes"
     try:
@@ -286,8 +398,8 @@ def test_pseudonyms_are_stable_across_releases_and_change_with_the_key(
         monkeypatch.undo()
         reset_settings()
     assert len(third) == 40
-    assert not set(_tokens_by_building(third)) & set(_tokens_by_building(first))
-    assert _tokens_by_building(third)[pseudonym("H0000", other.encode())] == "B01"
+    assert not set(_building_of_token(third)) & set(_building_of_token(first))
+    assert _building_of_token(third)[pseudonym("H0000", other.encode())] == "B01"
     # the key itself is never published
     assert other not in ow.client.get("/opendata/api/v1/datasets/register/releases/3").text
 
@@ -380,7 +492,10 @@ def test_a_dropped_column_is_a_definition_change_that_needs_a_note(ow: OpenWorld
     # the newest has no aqi; release 1 still answers exactly as before
     assert "aqi" not in rows_of(ow, "air")[0]
     assert rows_of(ow, "air", version="1") == before
-    assert ow.client.get("/opendata/api/v1/datasets/air/download.csv", params={"version": 1}).content == before_csv
+    assert (
+        ow.client.get("/opendata/api/v1/datasets/air/download.csv", params={"version": 1}).content
+        == before_csv
+    )
     assert first["number"] == 1
 
 
@@ -389,7 +504,9 @@ def test_a_changed_unit_or_type_in_a_new_version_is_a_definition_change(ow: Open
     before = rows_of(ow, "air", version="1")
 
     # a new version whose pm25 is declared in another unit and aqi as a decimal
-    columns = [dict(c) for c in ow.client.get("/api/v1/datasets/air", headers=ow.h("env.steward")).json()["columns"]]
+    columns = [
+        dict(c) for c in ow.client.get("/api/v1/datasets/air", headers=ow.h("env.steward")).json()["columns"]
+    ]
     for c in columns:
         if c["name"] == "pm25":
             c["unit"] = "mg/m³"
@@ -414,7 +531,9 @@ def test_a_changed_unit_or_type_in_a_new_version_is_a_definition_change(ow: Open
 
 def test_a_draft_is_compared_with_the_release_published_before_it_not_at_drafting(ow: OpenWorld) -> None:
     ow.air(hours=2)
-    assert ow.configure("air", policy={"columns": {"reporter_phone": "drop", "aqi": "drop"}}).status_code == 200
+    assert (
+        ow.configure("air", policy={"columns": {"reporter_phone": "drop", "aqi": "drop"}}).status_code == 200
+    )
     early = ow.draft("air")  # nothing is published yet: no change to compare
     assert early.status_code == 201 and early.json()["definition_changed"] is False
     assert ow.configure("air", policy={"columns": {"reporter_phone": "drop"}}).status_code == 200
@@ -423,7 +542,9 @@ def test_a_draft_is_compared_with_the_release_published_before_it_not_at_draftin
     refused = ow.publish(early.json()["id"])  # the early draft would silently drop aqi
     assert refused.status_code == 422, refused.text
     assert "note" in error(refused)
-    assert any(c["kind"] == "removed" and c["column"] == "aqi" for c in refused.json()["error"]["detail"]["changes"])
+    assert any(
+        c["kind"] == "removed" and c["column"] == "aqi" for c in refused.json()["error"]["detail"]["changes"]
+    )
     done = ow.publish(early.json()["id"], note="去掉 AQI")
     assert done.status_code == 200
     assert done.json()["number"] == 2 and done.json()["definition_changed"] is True
@@ -463,14 +584,21 @@ def test_only_the_owners_stewards_and_admins_may_open_a_dataset(ow: OpenWorld, w
 def test_anonymous_callers_may_not_open_a_dataset(ow: OpenWorld) -> None:
     ow.air(hours=2)
     made = ow.draft("air", policy={"columns": {"reporter_phone": "drop"}})
-    assert ow.client.put("/api/v1/opendata/datasets/air/settings", json={"cadence": "daily"}).status_code == 401
+    assert (
+        ow.client.put("/api/v1/opendata/datasets/air/settings", json={"cadence": "daily"}).status_code == 401
+    )
     assert ow.client.post("/api/v1/opendata/datasets/air/drafts", json={}).status_code == 401
-    assert ow.client.post(f"/api/v1/opendata/releases/{made.json()['id']}/publish", json={}).status_code == 401
+    assert (
+        ow.client.post(f"/api/v1/opendata/releases/{made.json()['id']}/publish", json={}).status_code == 401
+    )
 
 
 def test_the_owners_admin_and_a_bureau_admin_may_open_it(ow: OpenWorld) -> None:
     ow.air(hours=2)
-    assert ow.configure("air", who="env.admin", policy={"columns": {"reporter_phone": "drop"}}).status_code == 200
+    assert (
+        ow.configure("air", who="env.admin", policy={"columns": {"reporter_phone": "drop"}}).status_code
+        == 200
+    )
     first = ow.release("air", who="env.admin")
     second = ow.release("air", who="bureau.admin")
     assert (first["number"], second["number"]) == (1, 2)
@@ -478,7 +606,10 @@ def test_the_owners_admin_and_a_bureau_admin_may_open_it(ow: OpenWorld) -> None:
     gone = ow.client.delete(f"/api/v1/opendata/releases/{made.json()['id']}", headers=ow.h("bureau.admin"))
     assert gone.status_code == 204
     # a published release cannot be discarded, nor published twice
-    assert ow.client.delete(f"/api/v1/opendata/releases/{first['id']}", headers=ow.h("env.admin")).status_code == 409
+    assert (
+        ow.client.delete(f"/api/v1/opendata/releases/{first['id']}", headers=ow.h("env.admin")).status_code
+        == 409
+    )
     assert ow.publish(first["id"], who="env.admin").status_code == 409
 
 

@@ -12,15 +12,18 @@ from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from zhishe.core.config import get_settings
 from zhishe.core.context import current_language
+from zhishe.core.db import get_sessionmaker
 from zhishe.core.deps import CurrentActor, IdPath, OptionalActor, SessionDep
 from zhishe.core.errors import Invalid
 from zhishe.core.i18n import T
-from zhishe.core.ratelimit import RateLimiter, enforce, limiter_from_url
+from zhishe.core.ratelimit import MemoryLimiter, RateLimiter, enforce, limiter_from_url
 from zhishe.opendata import apptokens, catalogue, datarequests, formats, portal, queries, service, soql, stats
 from zhishe.opendata.models import DataRequest, Release
 from zhishe.opendata.schemas import (
@@ -46,20 +49,42 @@ from zhishe.opendata.schemas import (
 )
 
 
-def public_quota(request: Request, response: Response, session: SessionDep) -> None:
+async def public_quota(request: Request, response: Response) -> None:
     """Rate-limit the public API: per app token (``X-App-Token``) or, without one, per address.
-    Past the limit the answer is 429 with ``Retry-After``."""
+    Past the limit the answer is 429 with ``Retry-After``. Runs on the event loop unless it needs
+    the database (an app token) or the network (Redis), so that a query costs one thread hop."""
     settings = get_settings()
     secret = request.headers.get("x-app-token")
     if secret:
-        token = apptokens.resolve(session=session, secret=secret)
-        key, limit = f"opendata:token:{token.id}", settings.opendata_rate_token
+        token_id = await run_in_threadpool(_token_id, secret)
+        key, limit = f"opendata:token:{token_id}", settings.opendata_rate_token
     else:
         host = request.client.host if request.client else "unknown"
         key, limit = f"opendata:addr:{host}", settings.opendata_rate_anonymous
-    decision = enforce(_limiter(settings.rate_limit_url), key, limit, settings.opendata_rate_window)
+    limiter = _limiter(settings.rate_limit_url)
+    window = settings.opendata_rate_window
+    if isinstance(limiter, MemoryLimiter):
+        decision = enforce(limiter, key, limit, window)
+    else:
+        decision = await run_in_threadpool(enforce, limiter, key, limit, window)
     response.headers["X-RateLimit-Limit"] = str(limit)
     response.headers["X-RateLimit-Remaining"] = str(decision.remaining)
+
+
+def _token_id(secret: str) -> int:
+    """The id of the live app token with this secret (its last use recorded)."""
+    with get_sessionmaker(get_settings().database_url).begin() as session:
+        return apptokens.resolve(session=session, secret=secret).id
+
+
+def quota_headers(response: Response) -> dict[str, str]:
+    """The rate-limit headers that `public_quota` set on the injected response. FastAPI drops them
+    when a route returns a response of its own, so such routes copy them over."""
+    return {
+        k: response.headers[k]
+        for k in ("X-RateLimit-Limit", "X-RateLimit-Remaining")
+        if k in response.headers
+    }
 
 
 @lru_cache(maxsize=4)
@@ -348,12 +373,11 @@ _FORMATS_OF_QUERY = ("json", "csv", "ndjson")
 
 
 @public.get("/datasets/{dataset}/query.{fmt}", response_model=None)
-def query(
+async def query(
     dataset: str,
     fmt: str,
     request: Request,
     response: Response,
-    session: SessionDep,
     version: Annotated[
         int | None, Query(ge=1, le=2**31 - 1, description="Release number (newest if absent)")
     ] = None,
@@ -368,8 +392,14 @@ def query(
             detail={"parameter": "format"},
         )
     params = soql_params(request)
-    result = queries.run(session=session, slug=dataset, params=params, version=version)
-    headers = {"X-Release": str(result.release.number)}
+
+    def run() -> tuple[queries.QueryResult, list[dict[str, Any]] | None]:
+        with get_sessionmaker(get_settings().database_url).begin() as session:
+            result = queries.run(session=session, slug=dataset, params=params, version=version)
+        return result, result.rows if fmt == "json" else None
+
+    result, rows = await run_in_threadpool(run)  # one hop to a worker thread for the whole read
+    headers = {"X-Release": str(result.release.number), **quota_headers(response)}
     next_url = ""
     if result.next_token or result.next_offset is not None:
         follow = {k: v for k, v in params.items() if k not in {"$next", "$offset"}}
@@ -388,14 +418,14 @@ def query(
             "dataset": dataset,
             "release": result.release.number,
             "columns": [{"name": c, "type": result.types.get(c, "")} for c in result.columns],
-            "rows": result.rows,
+            "rows": rows,
             "total": result.total,
             "estimated": result.estimated,
             "next": result.next_token,
             "next_offset": result.next_offset,
             "next_url": next_url or None,
         }
-        return JSONResponse(body, headers=headers)
+        return Response(orjson.dumps(body), media_type="application/json", headers=headers)
     chunks = formats.stream(
         fmt, iter(result.table.to_batches()), result.table.schema, tz=get_settings().timezone
     )
@@ -425,6 +455,7 @@ def soql_params(request: Request) -> dict[str, str]:
 def download(
     dataset: str,
     fmt: str,
+    response: Response,
     session: SessionDep,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     bom: Annotated[
@@ -437,12 +468,16 @@ def download(
     return StreamingResponse(
         prepared.chunks,
         media_type=prepared.media_type,
-        headers={"Content-Disposition": f'attachment; filename="{prepared.filename}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{prepared.filename}"',
+            **quota_headers(response),
+        },
     )
 
 
 @public.get("/sql")
 def sql_get(
+    request: Request,
     session: SessionDep,
     query: Annotated[str, Query(max_length=32768, description='One SELECT; datasets as "slug" or "slug@N"')],
     rows: Annotated[
@@ -450,7 +485,28 @@ def sql_get(
     ] = None,
 ) -> dict[str, Any]:
     """A read-only SQL query over all published releases."""
+    sql_params(request)
     return _sql(session, query, rows)
+
+
+def sql_params(request: Request) -> None:
+    """Refuse a query string whose ``query`` or ``rows`` is not UTF-8 or is given twice (the
+    framework would otherwise replace the bad bytes with U+FFFD, or keep the last value, and run
+    another query than the one sent)."""
+    raw = request.scope.get("query_string", b"")
+    seen: set[str] = set()
+    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="latin-1"):
+        key = soql.check_text("parameter name", name.encode("latin-1"))
+        parameter = {"query": "sql", "rows": "rows"}.get(key)
+        if parameter is None:
+            continue
+        soql.check_text(parameter, value.encode("latin-1"))
+        if key in seen:
+            raise soql.BadQuery(
+                f"{parameter}: give this parameter once",
+                detail={"parameter": parameter, "reason": "repeated"},
+            )
+        seen.add(key)
 
 
 @public.post("/sql")

@@ -3,17 +3,18 @@ releases. Absolute IRIs are built from the address the request came to."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from zhishe.core.accounts.models import Organisation
+from zhishe.core.config import get_settings
 from zhishe.opendata import dcat, portal, service
 from zhishe.opendata.models import Release
 from zhishe.opendata.service import PublicDataset
 
-__all__ = ["catalog_document", "dataset_document"]
+__all__ = ["catalog_document", "dataset_document", "local_date"]
 
 _EU_THEME = "http://publications.europa.eu/resource/authority/data-theme/"
 #: The platform's themes → the EU data-theme vocabulary that DCAT-AP recommends.
@@ -38,15 +39,21 @@ _RESOLUTION = {
 }
 
 
-def _texts(zh: str, en: str) -> dict[str, str]:
-    return {"zh-CN": zh, **({"en": en} if en else {})}
-
-
-def _date(text: str) -> date | None:
+def local_date(text: str) -> date | None:
+    """The date of an ISO 8601 date or date-time in the platform's time zone (None if unreadable)."""
+    if not text:
+        return None
     try:
-        return date.fromisoformat(text[:10]) if text else None
+        value = datetime.fromisoformat(text)
     except ValueError:
         return None
+    if value.tzinfo is not None:
+        value = value.astimezone(get_settings().tz)
+    return value.date()
+
+
+def _texts(zh: str, en: str) -> dict[str, str]:
+    return {"zh-CN": zh, **({"en": en} if en else {})}
 
 
 def _distributions(
@@ -84,7 +91,7 @@ def _dataset(session: Session, base: str, opened: PublicDataset) -> dcat.Dataset
                 f"{d.title_zh}（第 {r.number} 版）",
                 f"{d.title_en} (release {r.number})" if d.title_en else "",
             ),
-            temporal=dcat.Temporal(_date(r.temporal_start), _date(r.temporal_end))
+            temporal=dcat.Temporal(local_date(r.temporal_start), local_date(r.temporal_end))
             if r.temporal_start
             else None,
             landing_page=f"{page}/releases/{r.number}",
@@ -106,7 +113,7 @@ def _dataset(session: Session, base: str, opened: PublicDataset) -> dcat.Dataset
         keywords=list(d.keywords or []),
         themes=[_EU_THEME + theme] if theme else [],
         cadence=opened.settings.cadence,
-        temporal=dcat.Temporal(_date(latest.temporal_start), _date(latest.temporal_end))
+        temporal=dcat.Temporal(local_date(latest.temporal_start), local_date(latest.temporal_end))
         if latest.temporal_start
         else None,
         temporal_resolution=_RESOLUTION.get(d.accrual_periodicity),

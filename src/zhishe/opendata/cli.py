@@ -4,6 +4,7 @@ timeliness, answer data requests and publish the portal's statistics. `zhishe ar
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -194,9 +195,12 @@ def statistics(
     from zhishe.opendata import stats
 
     with transaction() as session:
+        # publish first, so that a refusal prints only the error and not half of the answer
+        written = (
+            stats.publish(session=session, actor=resolve_actor(session, as_user)) if publish_figures else None
+        )
         console.print_json(json.dumps(stats.figures(session), default=str))
-        if publish_figures:
-            written = stats.publish(session=session, actor=resolve_actor(session, as_user))
+        if written is not None:
             console.print_json(json.dumps(written))
 
 
@@ -204,18 +208,23 @@ def statistics(
 @handle_errors
 def list_requests(state: str = typer.Option(None, help="open, answered, declined or overdue")) -> None:
     """List public data requests."""
+    from zhishe.core.config import get_settings
     from zhishe.opendata import datarequests
 
+    zone = get_settings().tz
     with transaction() as session:
         table = Table("#", "state", "title", "supporters", "due", "owner")
         for r in datarequests.list_requests(session=session, state=state):
             view = datarequests.view(session, r, None)
+            # the deadline is the first instant after the last day to answer: show that day, in
+            # the platform's time zone (not the UTC date of the instant)
+            last_day = (r.due_at - timedelta(microseconds=1)).astimezone(zone).date()
             table.add_row(
                 str(r.id),
                 r.state + (" (overdue)" if view.overdue else ""),
                 r.title[:50],
                 str(r.supporters),
-                r.due_at.date().isoformat(),
+                last_day.isoformat(),
                 view.owner_name,
             )
         console.print(table)

@@ -117,9 +117,15 @@ def file_request(
     contact = _text(contact, "contact", 254, required=False)
     found: Dataset | None = None
     if dataset:
-        found = session.scalar(select(Dataset).where(Dataset.slug == dataset.strip()))
+        # only open datasets can be named: the public must not learn what the internal catalog holds
+        found = session.scalar(
+            select(Dataset).where(
+                Dataset.slug == dataset.strip(),
+                Dataset.id.in_(select(Release.dataset_id).where(Release.state == "published")),
+            )
+        )
         if found is None:
-            raise Invalid(T("no dataset is called {slug}", slug=dataset), detail={"field": "dataset"})
+            raise Invalid(T("no open dataset is called {slug}", slug=dataset), detail={"field": "dataset"})
     if found is not None:
         owner_id = found.owner_org_id
     elif owner_org_id is not None:

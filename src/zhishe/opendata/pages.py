@@ -22,6 +22,7 @@ from zhishe.core.errors import Invalid, ZhisheError
 from zhishe.core.i18n import T
 from zhishe.core.web.shell import PageActor, check_csrf, redirect, render
 from zhishe.opendata import apptokens, datarequests, portal, queries, service, stats
+from zhishe.opendata.catalogue import local_date
 from zhishe.opendata.models import Release
 
 router = APIRouter(include_in_schema=False)
@@ -181,6 +182,8 @@ def dataset_page(
             "chart": service.chart_of(opened.settings.chart, release.columns, opened.dataset.time_column),
             "kinds": ("value", "missing_period", "definition"),
             "version_param": f"?version={release.number}" if version else "",
+            # the release's span as local dates (stored in UTC, which may be the day before)
+            "period": (local_date(release.temporal_start), local_date(release.temporal_end)),
         },
     )
 

@@ -48,13 +48,15 @@ class Hit:
     overdue_days: int
 
 
-def _terms(text: str) -> tuple[set[str], set[str]]:
-    """The bigrams (single characters for one-character runs) and Latin words of ``text``."""
+def _terms(text: str, *, characters: bool = False) -> tuple[set[str], set[str]]:
+    """The bigrams (single characters for one-character runs) and Latin words of ``text``; with
+    ``characters``, every single character too, so that a one-character query (水) finds the
+    texts that hold it (used for the searched texts, not for queries)."""
     lowered = text.lower()
     grams: set[str] = set()
     for run in _CJK.findall(lowered):
-        if len(run) == 1:
-            grams.add(run)
+        if len(run) == 1 or characters:
+            grams.update(run)
         grams.update(run[i : i + 2] for i in range(len(run) - 1))
     return grams, set(_WORD.findall(lowered))
 
@@ -125,13 +127,16 @@ def search(
         d = item.dataset
         score = 1.0
         if query is not None:
-            title = _terms(f"{d.title_zh} {d.title_en} {d.slug}")
+            title = _terms(f"{d.title_zh} {d.title_en} {d.slug}", characters=True)
+            # the columns of the newest release: a column its policy dropped (a phone number, a
+            # name) is not public, and neither is its name
             body = _terms(
                 " ".join(
                     [d.description_zh, d.description_en, " ".join(d.keywords or []), d.theme]
-                    + [f"{c.name} {c.description}" for c in d.columns]
+                    + [f"{c.get('name', '')} {c.get('description', '')}" for c in item.latest.columns]
                     + [orgs[d.owner_org_id].name_zh if d.owner_org_id in orgs else ""]
-                )
+                ),
+                characters=True,
             )
             score = _score(query, title, body)
             if score <= 0:
@@ -185,7 +190,13 @@ def check_timeliness(session: Session) -> list[str]:
     for opened in service.published_datasets(session):
         days = overdue_days(opened)
         settings = opened.settings
-        if days <= 0 or settings.overdue_since is not None:
+        if days <= 0:
+            # up to date again (a slower cadence, or a release made elsewhere): the next lateness
+            # is a new one, and its owner must be told of it
+            if settings.overdue_since is not None:
+                settings.overdue_since = None
+            continue
+        if settings.overdue_since is not None:
             continue
         settings.overdue_since = now
         late.append(opened.dataset.slug)

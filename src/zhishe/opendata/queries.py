@@ -50,7 +50,7 @@ class QueryResult:
     @property
     def rows(self) -> list[dict[str, Any]]:
         """The page's rows as JSON-ready dicts."""
-        return rows_to_dicts(self.table)
+        return rows_to_dicts(_whole_numbers(self.table), get_settings().tz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +64,7 @@ class SqlResult:
     @property
     def rows(self) -> list[dict[str, Any]]:
         """The rows as JSON-ready dicts."""
-        return rows_to_dicts(self.table)
+        return rows_to_dicts(_whole_numbers(self.table), get_settings().tz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,19 @@ class Download:
     filename: str
     media_type: str
     chunks: Iterator[bytes]
+
+
+def _whole_numbers(table: pa.Table) -> pa.Table:
+    """`table` with its whole-number decimals (DuckDB's HUGEINT, e.g. the sum of an integer column)
+    as 64-bit integers where they fit, so that JSON shows them as numbers rather than as text."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_decimal(field.type) and field.type.scale == 0:
+            try:
+                whole = table.column(index).cast(pa.int64())
+            except pa.ArrowInvalid:  # too large for 64 bits: keep it exact, as text
+                continue
+            table = table.set_column(index, pa.field(field.name, pa.int64()), whole)
+    return table
 
 
 def column_types(release: Release) -> dict[str, str]:
@@ -92,7 +105,9 @@ def run(
 ) -> QueryResult:
     """One page of a SoQL query on release ``version`` (the newest when None) of an open dataset."""
     release = service.served_release(session, slug, version)
-    compiled = soql.compile_query(params, release.types, sort_key=release.order_by)
+    compiled = soql.compile_query(
+        params, release.types, sort_key=release.order_by, timezone=get_settings().timezone
+    )
     store = service.release_store()
     limit = get_settings().opendata_query_timeout
     keys = {TABLE: release.store_key}
@@ -136,13 +151,24 @@ def _total(
     if release.row_count > EXACT_ROWS:
         if not compiled.keyset:
             return _count(store, keys, compiled, min(left * _COUNT_SHARE, GROUP_COUNT_SECONDS)), False
-        estimate = compiled.estimate_sql()
-        if estimate is not None:
-            return _scalar(store.execute(keys, estimate[0], estimate[1], timeout=left, max_rows=1)), True
+        if compiled.estimate_sql() is not None:
+            return _estimate(store, keys, compiled, left)
     total = _count(store, keys, compiled, left * _COUNT_SHARE)
-    if total is None and (estimate := compiled.estimate_sql()) is not None:
-        return _scalar(store.execute(keys, estimate[0], estimate[1], timeout=left, max_rows=1)), True
+    if total is None:
+        return _estimate(store, keys, compiled, left)
     return total, False
+
+
+def _estimate(store: Any, keys: dict[str, str], compiled: Any, budget: float) -> tuple[int | None, bool]:
+    """The total estimated from a sample; left unknown (None) when even that runs out of time, as
+    the page itself is ready and must not be lost to a 408."""
+    estimate = compiled.estimate_sql()
+    if estimate is None:
+        return None, False
+    try:
+        return _scalar(store.execute(keys, estimate[0], estimate[1], timeout=budget, max_rows=1)), True
+    except QueryTimeout:
+        return None, False
 
 
 def _count(store: Any, keys: dict[str, str], compiled: Any, budget: float) -> int | None:

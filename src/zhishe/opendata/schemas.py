@@ -265,4 +265,4 @@ class SqlIn(BaseModel):
     query: str = Field(
         ..., min_length=1, max_length=32768, description='One SELECT; datasets as "slug" or "slug@N"'
     )
-    rows: int | None = Field(None, ge=1, le=50000, description="Row cap (default 1,000)")
+    rows: int | str | None = Field(None, description="Row cap (default 1,000, at most 50,000)")

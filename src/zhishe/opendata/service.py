@@ -71,14 +71,15 @@ _CLOSABLE: set[ReleaseStore] = set()
 
 def release_store() -> ReleaseStore:
     """The serving store of this deployment's releases (one per process, keeping its connections)."""
-    store = _store_at(str(get_settings().opendata_dir / "releases"))
+    settings = get_settings()
+    store = _store_at(str(settings.opendata_dir / "releases"), settings.timezone)
     _CLOSABLE.add(store)
     return store
 
 
 @lru_cache(maxsize=4)
-def _store_at(root: str) -> ReleaseStore:
-    return ReleaseStore(Path(root))
+def _store_at(root: str, timezone: str) -> ReleaseStore:
+    return ReleaseStore(Path(root), timezone=timezone)
 
 
 def forget_store() -> None:
@@ -233,27 +234,28 @@ def draft_release(
     epsilon: float | None = None
     if isinstance(model, privacy.DPModel):
         epsilon = model.epsilon
-        left = settings.dp_budget - settings.dp_spent
-        if epsilon > left + 1e-12:
-            raise Invalid(
-                T(
-                    "the privacy budget of {slug} is spent: this release needs ε {need}, {left} is left",
-                    slug=found.slug,
-                    need=f"{epsilon:g}",
-                    left=f"{max(left, 0):g}",
-                ),
-                detail={"field": "epsilon", "budget": settings.dp_budget, "spent": settings.dp_spent},
-            )
+        if epsilon > settings.dp_budget - settings.dp_spent + 1e-12:
+            raise _budget_spent(found, epsilon, settings)
     source = _read_version(session, actor, found, at)
     key = get_settings().pseudonym_secret()
     hierarchies = area_hierarchies(session) if _uses_hierarchy(chosen) else {}
     if isinstance(model, privacy.DPModel):
         dp = privacy.dp_release(source, chosen, key=key, hierarchies=hierarchies)
-        # ε is spent when the noisy answer is computed, whether or not it is published.
-        session.execute(
-            update(OpenDataset).where(OpenDataset.id == settings.id).values(dp_spent=OpenDataset.dp_spent + dp.epsilon)
+        # ε is spent when the noisy answer is computed, whether or not it is published. The check
+        # above read the budget earlier (another draft may have spent it since): spend only if it
+        # still fits, in one statement, else the answer is thrown away unseen and nothing is spent.
+        spent = session.execute(
+            update(OpenDataset)
+            .where(
+                OpenDataset.id == settings.id,
+                OpenDataset.dp_spent + dp.epsilon <= OpenDataset.dp_budget + 1e-12,
+            )
+            .values(dp_spent=OpenDataset.dp_spent + dp.epsilon)
+            .execution_options(synchronize_session=False)
         )
         session.refresh(settings)
+        if not spent.rowcount:  # type: ignore[attr-defined]
+            raise _budget_spent(found, dp.epsilon, settings)
         table = dp.table
         report: dict[str, Any] = {
             **dp.to_json(),
@@ -310,6 +312,20 @@ def draft_release(
         detail={"dataset": found.slug, "version": at, "model": model.type, "rows": draft.row_count},
     )
     return draft
+
+
+def _budget_spent(dataset: Dataset, need: float, settings: OpenDataset) -> Invalid:
+    """The refusal of a differentially private release that needs more ε than is left."""
+    left = settings.dp_budget - settings.dp_spent
+    return Invalid(
+        T(
+            "the privacy budget of {slug} is spent: this release needs ε {need}, {left} is left",
+            slug=dataset.slug,
+            need=f"{need:g}",
+            left=f"{max(left, 0):g}",
+        ),
+        detail={"field": "epsilon", "budget": settings.dp_budget, "spent": settings.dp_spent},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,7 +429,11 @@ def _release_columns(dataset: Dataset, schema: pa.Schema, policy: privacy.Policy
     for field in schema:
         column = declared.get(field.name)
         given = policy.columns.get(field.name)
-        rule = (given.kind if given.kind != "generalise" else f"generalise:{given.method}") if given else "aggregate"
+        rule = (
+            (given.kind if given.kind != "generalise" else f"generalise:{given.method}")
+            if given
+            else "aggregate"
+        )
         model = policy.model
         if isinstance(model, privacy.KAnonymity) and field.name in model.quasi_identifiers:
             rule = "quasi_identifier" if rule == "keep" else f"quasi_identifier, {rule}"
@@ -654,9 +674,11 @@ def published_datasets(session: Session) -> list[PublicDataset]:
     return result
 
 
-def use(session: Session, dataset_id: int, *, downloads: int = 0, api_calls: int = 0) -> None:
-    """Count downloads and API calls of a dataset for today (platform timezone)."""
-    today = clock.now().astimezone(get_settings().tz).date()
+def use(
+    session: Session, dataset_id: int, *, day: date | None = None, downloads: int = 0, api_calls: int = 0
+) -> None:
+    """Add downloads and API calls to a dataset's counts of ``day`` (today in the platform timezone)."""
+    today = day or clock.now().astimezone(get_settings().tz).date()
     bumped = session.execute(
         update(UsageDay)
         .where(UsageDay.dataset_id == dataset_id, UsageDay.day == today)
@@ -667,21 +689,31 @@ def use(session: Session, dataset_id: int, *, downloads: int = 0, api_calls: int
     try:
         with session.begin_nested():
             session.add(UsageDay(dataset_id=dataset_id, day=today, downloads=downloads, api_calls=api_calls))
-    except IntegrityError:  # another request made today's row first
-        use(session, dataset_id, downloads=downloads, api_calls=api_calls)
+    except IntegrityError:  # another writer made the day's row first (or the dataset is gone)
+        session.execute(
+            update(UsageDay)
+            .where(UsageDay.dataset_id == dataset_id, UsageDay.day == today)
+            .values(downloads=UsageDay.downloads + downloads, api_calls=UsageDay.api_calls + api_calls)
+        )
 
 
 def usage_of(session: Session, dataset_id: int) -> dict[str, int]:
-    """All-time downloads and API calls of a dataset."""
+    """All-time downloads and API calls of a dataset (stored, plus this process's pending counts)."""
     from zhishe.opendata import usage
 
-    usage.flush()
+    pending: dict[str, int] = {"downloads": 0, "api_calls": 0}
+    for (dataset, _day, kind), n in usage.pending().items():
+        if dataset == dataset_id:
+            pending[kind] += n
     row = session.execute(
         select(
             func.coalesce(func.sum(UsageDay.downloads), 0), func.coalesce(func.sum(UsageDay.api_calls), 0)
         ).where(UsageDay.dataset_id == dataset_id)
     ).one()
-    return {"downloads": int(row[0]), "api_calls": int(row[1])}
+    return {
+        "downloads": int(row[0]) + pending["downloads"],
+        "api_calls": int(row[1]) + pending["api_calls"],
+    }
 
 
 def today() -> date:
@@ -705,6 +737,13 @@ def report_problem(
 
     opened = public_dataset(session=session, slug=slug)
     chosen = public_release(opened, release)
+    if (
+        column
+        and column in {c["name"] for c in chosen.columns}
+        and column not in {c.name for c in opened.dataset.columns}
+    ):
+        # a column of the release only (a differentially private aggregate): name it in the text
+        problem, column = f"[{column}] {problem}", ""
     if column and column not in {c["name"] for c in chosen.columns}:
         raise Invalid(
             T("dataset {slug} has no column(s): {columns}", slug=slug, columns=column),
@@ -841,7 +880,9 @@ def forget_served() -> None:
     _served.clear()
 
 
-def chart_of(chosen: Mapping[str, Any], columns: list[dict[str, Any]], time_column: str | None) -> dict[str, Any]:
+def chart_of(
+    chosen: Mapping[str, Any], columns: list[dict[str, Any]], time_column: str | None
+) -> dict[str, Any]:
     """The chart of a release: the owner's choice if its columns are still there, else a line of the
     first numeric column over the time column, else none."""
     names = {str(c["name"]): str(c["type"]) for c in columns}

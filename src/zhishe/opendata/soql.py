@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 import sqlglot
@@ -253,6 +254,7 @@ def compile_query(
     after: str | None = None,
     table: str = "data",
     sort_key: Sequence[str] = (),
+    timezone: str = "UTC",
 ) -> CompiledQuery:
     """Compile SoQL `params` over a release whose `columns` map name → type; BadQuery if refused.
 
@@ -270,7 +272,11 @@ def compile_query(
         texts[name] = check_text(name, raw_value)
     if after is not None:
         texts[NEXT] = check_text(NEXT, after)
-    return _Builder(texts, dict(columns), table, default_limit, max_limit, list(sort_key)).build()
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {timezone!r}") from exc
+    return _Builder(texts, dict(columns), table, default_limit, max_limit, list(sort_key), zone).build()
 
 
 @dataclass(frozen=True)
@@ -296,7 +302,9 @@ class _Builder:
         default_limit: int,
         max_limit: int,
         sort_key: list[str],
+        zone: ZoneInfo,
     ) -> None:
+        self.zone = zone
         self.sort_key = sort_key
         self.texts = texts
         self.columns = columns
@@ -947,6 +955,10 @@ class _Builder:
                 value = value.date()
         elif kind == "datetime":
             value = _parse_datetime(text)
+            if isinstance(value, datetime) and value.tzinfo is None:  # naive: the platform's wall time
+                value = value.replace(tzinfo=self.zone)
+            elif isinstance(value, date) and not isinstance(value, datetime):
+                value = datetime.combine(value, time(0), tzinfo=self.zone)
         else:
             value = None
         if value is None:

@@ -120,8 +120,11 @@ class ReleaseStore:
         memory_limit: str = "1GB",
         threads: int = 2,
         max_connections: int = 32,
+        timezone: str = "UTC",
     ) -> None:
         self.root = Path(root)
+        #: The zone naive timestamps in queries are read in, and date_trunc counts days in.
+        self.timezone = timezone
         self.memory_limit = memory_limit
         self.threads = threads
         self.max_connections = max_connections
@@ -412,8 +415,11 @@ class ReleaseStore:
                 databases[key] = f"r{i}"
                 literal = str(path.resolve()).replace("'", "''")
                 con.execute(f"ATTACH '{literal}' AS r{i} (READ_ONLY)")
+            # Time zones (ICU ships inside the DuckDB wheel): naive times in queries and date_trunc
+            # are the platform's; GLOBAL, so that every cursor has it.
+            con.execute("LOAD icu")
+            con.execute(f"SET GLOBAL TimeZone = '{_zone_name(self.timezone)}'")
             # Attached first: from here on the connection reaches no file, extension or setting.
-            con.execute("SET TimeZone = 'UTC'")
             con.execute("SET enable_external_access = false")
             con.execute("SET lock_configuration = true")
         except duckdb.Error as exc:
@@ -437,6 +443,16 @@ def _batches(stream: Generator[pa.Schema | pa.RecordBatch, None, None]) -> Itera
             yield item
     finally:
         stream.close()
+
+
+def _zone_name(name: str) -> str:
+    """An IANA zone name checked against the zone database (so it is safe inside a literal)."""
+    from zoneinfo import ZoneInfo
+
+    ZoneInfo(name)  # raises on an unknown name
+    if "'" in name:
+        raise ValueError(f"bad time zone name {name!r}")
+    return name
 
 
 def _quote(name: str) -> str:

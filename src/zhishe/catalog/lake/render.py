@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
 import pyarrow as pa
@@ -11,8 +11,9 @@ import pyarrow as pa
 __all__ = ["json_value", "rows_to_dicts"]
 
 
-def json_value(value: Any) -> Any:
-    """One value as JSON: ISO 8601 datetimes (UTC offset) and dates, points as ``{"lat", "lon"}``.
+def json_value(value: Any, zone: tzinfo = UTC) -> Any:
+    """One value as JSON: ISO 8601 datetimes (with the offset of `zone`, UTC by default) and dates,
+    points as ``{"lat", "lon"}``.
 
     NaN and infinities become None, since JSON has no way to write them.
     """
@@ -22,18 +23,18 @@ def json_value(value: Any) -> Any:
         return value if math.isfinite(value) else None
     if isinstance(value, datetime):
         moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return moment.astimezone(UTC).isoformat()
+        return moment.astimezone(zone).isoformat()
     if isinstance(value, date | time):
         return value.isoformat()
     if isinstance(value, dict):
-        return {str(k): json_value(v) for k, v in value.items()}
+        return {str(k): json_value(v, zone) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [json_value(v) for v in value]
+        return [json_value(v, zone) for v in value]
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
 
 
-def rows_to_dicts(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
+def rows_to_dicts(table: pa.Table | pa.RecordBatch, zone: tzinfo = UTC) -> list[dict[str, Any]]:
     """The rows of `table` as JSON-able dicts, in order (see `json_value`)."""
-    return [{name: json_value(v) for name, v in row.items()} for row in table.to_pylist()]
+    return [{name: json_value(v, zone) for name, v in row.items()} for row in table.to_pylist()]

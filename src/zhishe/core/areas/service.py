@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -115,10 +116,20 @@ def import_rows(*, session: Session, actor: Actor, rows: Iterable[AreaRow]) -> d
     for r in given:
         if r.parent and r.parent not in levels:
             raise Invalid(f"area {r.code}: parent {r.parent!r} is unknown", detail={"code": r.code})
-        if r.parent and LEVELS.index(levels[r.parent]) >= LEVELS.index(r.level):
+    # Every area of the tree as it will be, not only the rows given: an area given a narrower
+    # level must not end up below (or level with) the areas already stored under it. As each
+    # parent is strictly wider than its child, the tree can have no cycle either.
+    code_of = {a.id: a.code for a in existing.values()}
+    parents = {
+        a.code: code_of.get(a.parent_id) if a.parent_id is not None else None for a in existing.values()
+    } | {r.code: r.parent or None for r in given}
+    given_codes = set(codes)
+    for code in sorted(parents, key=lambda c: c not in given_codes):  # the given rows first
+        parent = parents[code]
+        if parent and LEVELS.index(levels[parent]) >= LEVELS.index(levels[code]):
             raise Invalid(
-                f"area {r.code} ({r.level}) cannot sit under {r.parent} ({levels[r.parent]})",
-                detail={"code": r.code},
+                f"area {code} ({levels[code]}) cannot sit under {parent} ({levels[parent]})",
+                detail={"code": code},
             )
     created = updated = 0
     for r in given:
@@ -176,10 +187,14 @@ def ancestry(session: Session) -> dict[str, dict[str, str]]:
     """For every area, its own and its ancestors' Chinese names by level: ``{code: {level: name}}``.
 
     Keys are area codes and also Chinese area names, so that a column holding either can be mapped.
+    A name that several areas share (1号楼 in two communities) is no key: it cannot say which
+    area it is, and mapping it to one of them would put rows in the wrong community.
     """
     areas = list(session.scalars(select(Area)))
     by_id = {a.id: a for a in areas}
+    names = Counter(a.name_zh for a in areas)
     result: dict[str, dict[str, str]] = {}
+    by_name: dict[str, dict[str, str]] = {}
     for area in areas:
         chain: dict[str, str] = {}
         node: Area | None = area
@@ -189,5 +204,8 @@ def ancestry(session: Session) -> dict[str, dict[str, str]]:
             chain[node.level] = node.name_zh
             node = by_id.get(node.parent_id) if node.parent_id is not None else None
         result[area.code] = chain
-        result.setdefault(area.name_zh, chain)
+        if names[area.name_zh] == 1:
+            by_name[area.name_zh] = chain
+    for name, chain in by_name.items():
+        result.setdefault(name, chain)  # a code wins over a name
     return result
