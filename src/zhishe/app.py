@@ -22,6 +22,7 @@ from zhishe.core import jobs
 from zhishe.core.accounts import api as accounts_api
 from zhishe.core.accounts import pages as accounts_pages
 from zhishe.core.accounts import service as accounts_service
+from zhishe.core.areas import api as areas_api
 from zhishe.core.audit import api as audit_api
 from zhishe.core.audit import pages as audit_pages
 from zhishe.core.config import Settings, get_settings
@@ -38,7 +39,6 @@ from zhishe.exchange import api as exchange_api
 from zhishe.exchange import pages as exchange_pages
 from zhishe.opendata import api as opendata_api
 from zhishe.opendata import pages as opendata_pages
-from zhishe.core.areas import api as areas_api
 
 __all__ = ["create_app"]
 

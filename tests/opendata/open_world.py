@@ -138,27 +138,45 @@ class OpenWorld(CatalogWorld):
     # -- making data --------------------------------------------------------------------------------
 
     def air(self, hours: int = 48, **extra: Any) -> None:
-        self.create("air", columns=AIR_COLUMNS, accrual_periodicity="hourly", time_column="observed_at", **extra)
+        self.create(
+            "air", columns=AIR_COLUMNS, accrual_periodicity="hourly", time_column="observed_at", **extra
+        )
         assert self.upload("air", air_csv(hours)).status_code == 201
 
     def register(self, households: int = 120, oldest: int | None = 1929) -> None:
         self.create(
-            "register", who="police.steward", columns=REGISTER_COLUMNS, sharing_class="conditional",
-            title_zh="户籍登记", title_en="Household register", theme="population",
+            "register",
+            who="police.steward",
+            columns=REGISTER_COLUMNS,
+            sharing_class="conditional",
+            title_zh="户籍登记",
+            title_en="Household register",
+            theme="population",
         )
-        assert self.upload("register", register_csv(households, oldest=oldest), who="police.steward").status_code == 201
+        assert (
+            self.upload("register", register_csv(households, oldest=oldest), who="police.steward").status_code
+            == 201
+        )
 
     def visits(self) -> None:
         self.create(
-            "visits", who="clinic.steward", columns=VISITS_COLUMNS, sharing_class="conditional",
-            title_zh="门诊就诊", title_en="Clinic visits", theme="health", time_column="visit_date",
+            "visits",
+            who="clinic.steward",
+            columns=VISITS_COLUMNS,
+            sharing_class="conditional",
+            title_zh="门诊就诊",
+            title_en="Clinic visits",
+            theme="health",
+            time_column="visit_date",
         )
         assert self.upload("visits", visits_csv(), who="clinic.steward").status_code == 201
 
     # -- opening it ---------------------------------------------------------------------------------
 
     def configure(self, slug: str, who: str = "env.steward", **settings: Any) -> Any:
-        return self.client.put(f"/api/v1/opendata/datasets/{slug}/settings", json=settings, headers=self.h(who))
+        return self.client.put(
+            f"/api/v1/opendata/datasets/{slug}/settings", json=settings, headers=self.h(who)
+        )
 
     def draft(self, slug: str, who: str = "env.steward", **body: Any) -> Any:
         return self.client.post(f"/api/v1/opendata/datasets/{slug}/drafts", json=body, headers=self.h(who))

@@ -254,7 +254,9 @@ class IssueRead(BaseModel):
     suggested_value: str
     period: str
     reporter: str
-    reporter_contact: str = Field("", description="A public reporter's contact (only the owner can read issues)")
+    reporter_contact: str = Field(
+        "", description="A public reporter's contact (only the owner can read issues)"
+    )
     state: str
     created_at: datetime
     updated_at: datetime
