@@ -151,18 +151,20 @@ def _total(
     if release.row_count > EXACT_ROWS:
         if not compiled.keyset:
             return _count(store, keys, compiled, min(left * _COUNT_SHARE, GROUP_COUNT_SECONDS)), False
-        if compiled.estimate_sql() is not None:
-            return _estimate(store, keys, compiled, left)
+        if compiled.estimate_sql(release.row_count) is not None:
+            return _estimate(store, keys, compiled, release.row_count, left)
     total = _count(store, keys, compiled, left * _COUNT_SHARE)
     if total is None:
-        return _estimate(store, keys, compiled, left)
+        return _estimate(store, keys, compiled, release.row_count, left)
     return total, False
 
 
-def _estimate(store: Any, keys: dict[str, str], compiled: Any, budget: float) -> tuple[int | None, bool]:
+def _estimate(
+    store: Any, keys: dict[str, str], compiled: Any, rows: int, budget: float
+) -> tuple[int | None, bool]:
     """The total estimated from a sample; left unknown (None) when even that runs out of time, as
     the page itself is ready and must not be lost to a 408."""
-    estimate = compiled.estimate_sql()
+    estimate = compiled.estimate_sql(rows)
     if estimate is None:
         return None, False
     try:
