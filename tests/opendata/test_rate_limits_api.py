@@ -17,13 +17,13 @@ from zhishe.opendata.api import _limiter
 QUERY = "/opendata/api/v1/datasets/air/query.json"
 TOKENS = "/api/v1/opendata/app-tokens"
 DOWNLOAD = "/opendata/api/v1/datasets/air/download.csv"
-ANONYMOUS, PER_TOKEN, WINDOW = 2, 3, 3
+ANONYMOUS, PER_TOKEN, WINDOW = 2, 3, 12
 
 
 @pytest.fixture()
 def limited(ow: OpenWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenWorld]:
-    """``air`` open, with small limits per 3 s: 2 calls per address, 3 per app token (a new call
-    every 1.5 s and 1 s); small enough to reach at once, large enough to hold on a busy machine."""
+    """``air`` open, with small limits per 12 s: 2 calls per address, 3 per app token (a new call
+    every 6 s and 4 s); small enough to reach at once, long enough to hold on a busy machine."""
     ow.open_air()
     monkeypatch.setenv("ZHISHE_OPENDATA_RATE_ANONYMOUS", str(ANONYMOUS))
     monkeypatch.setenv("ZHISHE_OPENDATA_RATE_TOKEN", str(PER_TOKEN))
