@@ -111,9 +111,10 @@ def db(settings_env: dict[str, str]) -> Iterator[Session]:
     from zhishe.opendata import service as opendata
 
     opendata.forget_store()  # release ids restart with the database: drop cached connections and files
-    from zhishe.opendata import usage
+    from zhishe.opendata import queries, usage
 
     usage.forget()
+    queries.forget_totals()
     shutil.rmtree(settings.opendata_dir, ignore_errors=True)
     session = maker()
     try:

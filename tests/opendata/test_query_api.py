@@ -362,6 +362,7 @@ def test_totals_are_exact_when_cheap_and_estimated_on_a_big_release(
     assert some["total"] == len(range(5, BIG_ROWS, 97)) and some["estimated"] is False
     # the same release counted as big: a filtered total is estimated from a sample of row vectors
     monkeypatch.setattr(queries, "EXACT_ROWS", 100_000)
+    queries.forget_totals()  # (totals found are remembered per release and filter)
     every = get(big, slug="big", **{"$where": "v >= 0", "$limit": "10"})
     body = ok(every)
     assert body["estimated"] is True
@@ -395,3 +396,26 @@ def test_a_total_not_counted_in_time_is_left_unknown_and_the_page_still_comes(
     assert [r["grp"] for r in body["rows"]] == ["g0", "g1", "g10", "g11", "g12"]
     assert body["total"] is None and body["estimated"] is False and "x-total-count" not in grouped.headers
     assert body["next_offset"] == 5  # and paging goes on
+
+
+def test_a_total_is_found_once_per_release_and_filter(
+    big: OpenWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zhishe.opendata.store import ReleaseStore
+
+    real = ReleaseStore.execute
+    counted: list[str] = []
+
+    def watched(self: ReleaseStore, keys: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+        if sql.startswith("SELECT count(*)"):
+            counted.append(sql)
+        return real(self, keys, sql, *args, **kwargs)
+
+    monkeypatch.setattr(ReleaseStore, "execute", watched)
+    first = ok(get(big, slug="big", **{"$where": "grp = 'g7'", "$limit": "2"}))
+    second = ok(get(big, slug="big", **{"$where": "grp = 'g7'", "$limit": "2", "$next": first["next"]}))
+    assert first["total"] == second["total"] == len(range(7, BIG_ROWS, 97))
+    assert [r["id"] for r in second["rows"]] == [201, 298]
+    assert len(counted) == 1  # the second page did not count again
+    other = ok(get(big, slug="big", **{"$where": "grp = 'g8'", "$limit": "2"}))
+    assert other["total"] == len(range(8, BIG_ROWS, 97)) and len(counted) == 2

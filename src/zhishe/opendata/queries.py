@@ -7,7 +7,9 @@ These reads are the public portal: they are counted (API calls, downloads) but n
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +25,7 @@ from zhishe.opendata import formats, service, soql, sqlapi, usage
 from zhishe.opendata.models import Release
 from zhishe.opendata.store import ROW_COLUMN, TABLE, QueryTimeout
 
-__all__ = ["Download", "QueryResult", "SqlResult", "download", "run", "run_sql"]
+__all__ = ["Download", "QueryResult", "SqlResult", "download", "forget_totals", "run", "run_sql"]
 
 #: The share of the time left that a query may spend on its exact total before estimating it.
 _COUNT_SHARE = 0.5
@@ -115,7 +117,7 @@ def run(
     result = store.execute(keys, compiled.sql, compiled.params, timeout=limit, max_rows=compiled.fetch_rows)
     page = compiled.page(result)
     total, estimated = (
-        _total(store, keys, compiled, release, params, limit - (time.monotonic() - started))
+        _cached_total(store, keys, compiled, release, params, limit - (time.monotonic() - started))
         if want_total
         else (None, False)
     )
@@ -132,6 +134,38 @@ def run(
         next_token=page.next,
         next_offset=page.next_offset,
     )
+
+
+#: Totals already found, by release and filter. A release never changes, so neither do they; a
+#: client paging through a filter pays for its total once, not on every page.
+_TOTALS: OrderedDict[tuple[str, str, str], tuple[int, bool]] = OrderedDict()
+_TOTALS_KEPT = 4096
+_totals_lock = threading.Lock()
+
+
+def forget_totals() -> None:
+    """Drop the remembered totals (tests: release keys restart with each database)."""
+    with _totals_lock:
+        _TOTALS.clear()
+
+
+def _cached_total(
+    store: Any, keys: dict[str, str], compiled: Any, release: Any, params: Mapping[str, str], left: float
+) -> tuple[int | None, bool]:
+    sql, values = compiled.count_sql()
+    key = (release.store_key, sql, repr(values))
+    with _totals_lock:
+        hit = _TOTALS.get(key)
+        if hit is not None:
+            _TOTALS.move_to_end(key)
+            return hit
+    total, estimated = _total(store, keys, compiled, release, params, left)
+    if total is not None:
+        with _totals_lock:
+            _TOTALS[key] = (total, estimated)
+            while len(_TOTALS) > _TOTALS_KEPT:
+                _TOTALS.popitem(last=False)
+    return total, estimated
 
 
 def _total(
