@@ -192,6 +192,22 @@ def duckdb_runner(parquet: Path, keyset_ts: Any) -> Callable[[Query], Any]:
     return run
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(port: int) -> None:
+    """Wait (up to 30 s) until a server listens on `port`."""
+    for _ in range(300):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+
+
 # --- (c) Datasette ---------------------------------------------------------------------------------
 
 
@@ -217,9 +233,7 @@ def datasette_setup(work: Path, table: pa.Table) -> tuple[subprocess.Popen[bytes
     subprocess.run([utils, "create-index", str(db), "data", "ts"], check=True)
     csv_path.unlink()
     print(f"  SQLite loaded and indexed in {time.perf_counter() - t0:.1f} s", flush=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     server = subprocess.Popen(
         [
             str(venv / "bin" / "datasette"), "serve", "-i", str(db), "--host", "127.0.0.1", "--port", str(port),
@@ -228,12 +242,7 @@ def datasette_setup(work: Path, table: pa.Table) -> tuple[subprocess.Popen[bytes
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    for _ in range(300):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.1)
+    _wait_for(port)
     return server, port
 
 
@@ -323,21 +332,14 @@ def platform_setup(work: Path, parquet: Path) -> tuple[subprocess.Popen[bytes], 
         draft = opendata.draft_release(session=session, actor=actor, dataset="bench")
         opendata.publish_release(session=session, actor=actor, release_id=draft.id)
     print(f"  released through the privacy gate in {time.perf_counter() - t0:.1f} s", flush=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "zhishe.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    for _ in range(300):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.1)
+    _wait_for(port)
     return server, port
 
 

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -44,6 +46,24 @@ def air_csv(hours: int = 48, *, skip: set[int] | None = None) -> bytes:
                 f'"{lat},{lon}",1380000{hour:04d}'
             )
     return ("\n".join(lines) + "\n").encode()
+
+
+def air_rows(hours: int = 48) -> list[dict[str, Any]]:
+    """The rows an ``air`` release holds, read back from the CSV it was made from (release order:
+    by time), with the point as ``{"lat", "lon"}``."""
+    rows = []
+    for line in csv.DictReader(io.StringIO(air_csv(hours).decode())):
+        lat, lon = (float(x) for x in line["location"].split(","))
+        rows.append(
+            {
+                "station": line["station"],
+                "observed_at": datetime.fromisoformat(line["observed_at"]),
+                "pm25": float(line["pm25"]),
+                "aqi": int(line["aqi"]),
+                "location": {"lat": lat, "lon": lon},
+            }
+        )
+    return rows
 
 
 REGISTER_COLUMNS = [

@@ -15,7 +15,7 @@ import openpyxl
 import pyarrow.parquet as pq
 import pytest
 
-from opendata.open_world import OpenWorld, air_csv
+from opendata.open_world import OpenWorld, air_csv, air_rows
 from zhishe.opendata import queries
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -24,20 +24,11 @@ BOM = b"\xef\xbb\xbf"
 
 
 def expected_air(hours: int = 48) -> list[dict[str, Any]]:
-    """The air release's rows, from the CSV it was made from, in release order (by time)."""
-    rows = []
-    for line in csv.DictReader(io.StringIO(air_csv(hours).decode())):
-        lat, lon = (float(x) for x in line["location"].split(","))
-        rows.append(
-            {
-                "station": line["station"],
-                "observed_at": datetime.fromisoformat(line["observed_at"]),
-                "pm25": float(line["pm25"]),
-                "aqi": int(line["aqi"]),
-                "lat": lat,
-                "lon": lon,
-            }
-        )
+    """The air release's rows in release order (see `air_rows`), the point as two numbers."""
+    rows = air_rows(hours)
+    for row in rows:
+        point = row.pop("location")
+        row["lat"], row["lon"] = point["lat"], point["lon"]
     return rows
 
 

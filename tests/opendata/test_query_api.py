@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from opendata.open_world import OpenWorld, air_csv
+from opendata.open_world import OpenWorld, air_csv, air_rows
 from zhishe.core.config import reset_settings
 from zhishe.opendata import queries
 
@@ -23,20 +23,8 @@ QUERY = "/opendata/api/v1/datasets/{slug}/query.{fmt}"
 
 
 def expected_air(hours: int = 48) -> list[dict[str, Any]]:
-    """The rows the air release holds, read from the CSV it was made from (in release order)."""
-    rows = []
-    for line in csv.DictReader(io.StringIO(air_csv(hours).decode())):
-        lat, lon = (float(x) for x in line["location"].split(","))
-        rows.append(
-            {
-                "station": line["station"],
-                "observed_at": datetime.fromisoformat(line["observed_at"]),
-                "pm25": float(line["pm25"]),
-                "aqi": int(line["aqi"]),
-                "location": {"lat": lat, "lon": lon},
-            }
-        )
-    return rows
+    """The rows the air release holds (see `air_rows`)."""
+    return air_rows(hours)
 
 
 def normal(row: dict[str, Any]) -> dict[str, Any]:
