@@ -50,6 +50,8 @@ def bearer(session: Session, user: Any, scopes: list[str] | None = None) -> dict
                 "exchange:read",
                 "exchange:write",
                 "opendata:write",
+                "iot:read",
+                "iot:write",
             ],
         ),
     )

@@ -37,6 +37,10 @@ from zhishe.core.web.middleware import RequestContextMiddleware
 from zhishe.core.web.shell import register_templates, render
 from zhishe.exchange import api as exchange_api
 from zhishe.exchange import pages as exchange_pages
+from zhishe.energy import api as energy_api
+from zhishe.energy import pages as energy_pages
+from zhishe.iot import api as iot_api
+from zhishe.iot import pages as iot_pages
 from zhishe.opendata import api as opendata_api
 from zhishe.opendata import pages as opendata_pages
 
@@ -57,10 +61,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.background_workers:
             from zhishe.core.db import get_sessionmaker
             from zhishe.exchange import worker
+            from zhishe.iot import worker as iot_worker
             from zhishe.opendata import worker as opendata_worker
 
             stops.append(worker.start(lambda: get_sessionmaker(settings.database_url)))
             stops.append(opendata_worker.start(lambda: get_sessionmaker(settings.database_url)))
+            stops.append(iot_worker.start(lambda: get_sessionmaker(settings.database_url)))
         yield
         for stop in stops:
             stop()
@@ -85,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _HERE / "core/notifications/templates",
         _HERE / "exchange/templates",
         _HERE / "opendata/templates",
+        _HERE / "iot/templates",
+        _HERE / "energy/templates",
     ):
         register_templates(folder)
     app.mount(
@@ -92,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=_HERE / "core/web/static"), name="static")
     for router in (
+        opendata_api.query_router,  # first: the busiest public route, matched before all others
         accounts_api.router,
         audit_api.router,
         catalog_api.router,
@@ -99,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         opendata_api.public,
         opendata_api.staff,
         opendata_api.dcat_router,
+        iot_api.router,
+        energy_api.router,
         areas_api.router,
         notifications_api.router,
         web_pages.router,
@@ -107,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog_pages.router,
         exchange_pages.router,
         opendata_pages.router,
+        iot_pages.router,
+        energy_pages.router,
         notifications_pages.router,
     ):
         app.include_router(router)

@@ -6,7 +6,9 @@ from zhishe.core.areas import models as areas_models
 from zhishe.core.audit import models as audit_models
 from zhishe.core.db import Base
 from zhishe.core.notifications import models as notifications_models
+from zhishe.energy import models as energy_models
 from zhishe.exchange import models as exchange_models
+from zhishe.iot import models as iot_models
 from zhishe.opendata import models as opendata_models
 
 __all__ = [
@@ -15,7 +17,9 @@ __all__ = [
     "areas_models",
     "audit_models",
     "catalog_models",
+    "energy_models",
     "exchange_models",
+    "iot_models",
     "notifications_models",
     "opendata_models",
 ]

@@ -71,6 +71,8 @@ SCOPES: dict[str, str] = {
     "exchange:read": "list sharing requests, grants and data issues you may see",
     "exchange:write": "file and answer sharing requests and data issues, manage subscriptions",
     "opendata:write": "open datasets, draft and publish releases, answer public data requests",
+    "iot:read": "read the sites, devices and readings you may see",
+    "iot:write": "provision sites and devices, send readings, handle energy alerts and events",
 }
 
 _SCOPE_OF_ACTION = {
@@ -91,6 +93,10 @@ _SCOPE_OF_ACTION = {
     "exchange.bureau": "exchange:read",
     "opendata.publish": "opendata:write",
     "opendata.answer": "opendata:write",
+    "iot.read": "iot:read",
+    "iot.manage": "iot:write",
+    "iot.ingest": "iot:write",
+    "iot.operate": "iot:write",
 }
 
 _ROLE_RANK = {
@@ -180,6 +186,14 @@ def _rule(actor: Actor, action: str, org_id: int | None) -> bool:
             )
         case "opendata.develop":
             return actor.user_id is not None
+        case "iot.read":
+            return actor.is_platform_admin or (actor.is_staff and own)
+        case "iot.manage":
+            return actor.is_platform_admin or (actor.role in {Role.ADMIN, Role.STEWARD} and own)
+        case "iot.ingest":
+            return actor.is_platform_admin or (actor.role in {Role.ADMIN, Role.STEWARD} and own)
+        case "iot.operate":
+            return actor.is_platform_admin or (actor.is_staff and own)
     raise Invalid(f"unknown action {action!r}")
 
 
@@ -212,6 +226,10 @@ _REFUSALS = {
     ),
     "opendata.answer": T("only the owning organisation or the data bureau may answer this data request"),
     "opendata.develop": T("sign in to register app tokens"),
+    "iot.read": T("you may not see this site's devices and readings"),
+    "iot.manage": T("only stewards and administrators of the operating organisation may provision devices"),
+    "iot.ingest": T("you may not send readings for this site"),
+    "iot.operate": T("only staff of the operating organisation may do this"),
 }
 
 

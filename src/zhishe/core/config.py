@@ -85,6 +85,28 @@ class Settings(BaseSettings):
         "",
         description="Where rate-limit counters live: empty or memory:// in process, redis://host/db when scaled out.",
     )
+    iot_max_batch: int = Field(
+        10_000, ge=1, le=1_000_000, description="Most readings one ingestion request or message may carry (HTTP 413 above it)."
+    )
+    iot_future_seconds: int = Field(
+        300, ge=0, description="How far in the future (clock skew) a reading's time may be before it is rejected."
+    )
+    iot_retention_instantaneous_days: int = Field(
+        400, ge=1, description="Days of history kept for instantaneous readings (power, temperature)."
+    )
+    iot_retention_cumulative_days: int = Field(
+        3650, ge=1, description="Days of history kept for cumulative counters (kWh, m³)."
+    )
+    iot_retention_event_days: int = Field(
+        90, ge=1, description="Days of history kept for events (motion, doors, buttons)."
+    )
+    iot_hot_days: int = Field(
+        7, ge=1, le=365, description="Days readings stay in the database after they are copied to the lake."
+    )
+    iot_flush_seconds: float = Field(
+        5.0, gt=0, le=3600, description="Seconds between copies of new readings to the lake history."
+    )
+    mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="The MQTT broker the IoT bridge connects to.")
     log_level: str = Field("INFO", description="Log level of the JSON logs (DEBUG, INFO, WARNING, ERROR).")
 
     @field_validator("timezone")
@@ -125,6 +147,14 @@ class Settings(BaseSettings):
     def opendata_dir(self) -> Path:
         """Where the serving copies of open-data releases are kept."""
         return self.data_dir / "opendata"
+
+    def iot_retention(self) -> dict[str, int]:
+        """Days of reading history kept, by datastream kind."""
+        return {
+            "instantaneous": self.iot_retention_instantaneous_days,
+            "cumulative": self.iot_retention_cumulative_days,
+            "event": self.iot_retention_event_days,
+        }
 
     def pseudonym_secret(self) -> bytes:
         """The pseudonymisation key: the configured one, else one derived from the secret key."""

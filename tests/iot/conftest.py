@@ -1,0 +1,3 @@
+from iot.iot_world import iw
+
+__all__ = ["iw"]
