@@ -9,6 +9,7 @@ from zhishe.core.accounts.cli import org_app, token_app, user_app
 from zhishe.core.audit.cli import audit_app
 from zhishe.core.cli_support import console, handle_errors, keep_loaded
 from zhishe.exchange.cli import exchange_app
+from zhishe.iot.cli import iot_app
 from zhishe.opendata.cli import areas_app, opendata_app
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(exchange_app, name="exchange")
 app.add_typer(opendata_app, name="opendata")
 app.add_typer(areas_app, name="areas")
+app.add_typer(iot_app, name="iot")
 
 
 @app.command()

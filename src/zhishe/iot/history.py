@@ -37,7 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from zhishe.catalog.lake._table import writer_properties
@@ -68,6 +69,7 @@ INTERVALS: dict[str, timedelta] = {
 _FLUSH_KEY = "zhishe.iot.flush"
 _SCHEMA = pa.schema(
     [
+        ("id", pa.int64()),
         ("datastream_id", pa.int64()),
         ("time", pa.timestamp("us", tz="UTC")),
         ("value", pa.float64()),
@@ -173,23 +175,32 @@ def _complete(session: Session, flush_id: int) -> int:
 
 def _claimed(session: Session, flush_id: int) -> pa.Table:
     result = session.execute(
-        select(Reading.datastream_id, Reading.time, Reading.value, Datastream.kind)
+        select(Reading.datastream_id, Reading.time, Reading.value, Datastream.kind, Reading.id)
         .join(Datastream, Datastream.id == Reading.datastream_id)
         .where(Reading.flushed == -flush_id)
         .order_by(Reading.datastream_id, Reading.time)
     ).all()
     return _table(
-        [r[0] for r in result], [r[1] for r in result], [r[2] for r in result], [r[3] for r in result]
+        [r[0] for r in result],
+        [r[1] for r in result],
+        [r[2] for r in result],
+        [r[3] for r in result],
+        [r[4] for r in result],
     )
 
 
 def _table(
-    ids: Sequence[int], times: Sequence[datetime], values: Sequence[float], kinds: Sequence[str]
+    ids: Sequence[int],
+    times: Sequence[datetime],
+    values: Sequence[float],
+    kinds: Sequence[str],
+    reading_ids: Sequence[int],
 ) -> pa.Table:
     time_array = pa.array(times, type=pa.timestamp("us", tz="UTC"))
     day = pc.strftime(time_array, format="%Y-%m-%d") if len(times) else pa.array([], pa.string())
     return pa.table(
         {
+            "id": pa.array(reading_ids, pa.int64()),
             "datastream_id": pa.array(ids, pa.int64()),
             "time": time_array,
             "value": pa.array(values, pa.float64()),
@@ -228,66 +239,98 @@ def _drop_repeats(session: Session, rows: pa.Table) -> pa.Table:
 
 # --- rollups -----------------------------------------------------------------------------------
 
+_FLOORS = {"15min": (15, "minute"), "1h": (1, "hour"), "1d": (1, "day")}
+
+
+def _upsert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _pair(session: Session, name: str) -> Any:
+    """The two-argument minimum or maximum of the back end (``min(a, b)`` on SQLite, ``least`` on PostgreSQL)."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    return getattr(func, {"min": "least", "max": "greatest"}[name] if postgres else name)
+
 
 def _roll_up(session: Session, rows: pa.Table) -> None:
+    """Merge the new rows into the rollups of every interval, then rework counters' consumption."""
     if not rows.num_rows:
         return
     tz = get_settings().tz
-    ids = rows["datastream_id"].to_pylist()
-    times = rows["time"].to_pylist()
-    values = rows["value"].to_pylist()
-    kinds_ = rows["kind"].to_pylist()
-    merged: dict[tuple[int, str, datetime], list[Any]] = {}
-    for stream, moment, value in zip(ids, times, values, strict=True):
-        for interval in INTERVALS:
-            key = (stream, interval, bucket_start(moment, interval, tz))
-            agg = merged.get(key)
-            if agg is None:
-                merged[key] = [1, value, value, value, value, moment]
-            else:
-                agg[0] += 1
-                agg[1] += value
-                agg[2] = min(agg[2], value)
-                agg[3] = max(agg[3], value)
-                if moment >= agg[5]:
-                    agg[4], agg[5] = value, moment
-    existing = {
-        (r.datastream_id, r.interval, r.start): r
-        for chunk in _chunks(list(merged), 500)
-        for r in session.scalars(
-            select(Rollup).where(tuple_(Rollup.datastream_id, Rollup.interval, Rollup.start).in_(chunk))
+    local = rows["time"].cast(pa.timestamp("us", tz=str(tz)))
+    insert = _upsert(session)
+    least, greatest = _pair(session, "min"), _pair(session, "max")
+    for interval, (multiple, unit) in _FLOORS.items():
+        starts = pc.floor_temporal(local, multiple=multiple, unit=unit).cast(pa.timestamp("us", tz="UTC"))
+        table = pa.table(
+            {
+                "datastream_id": rows["datastream_id"],
+                "start": starts,
+                "time": rows["time"],
+                "value": rows["value"],
+            }
+        ).sort_by([("datastream_id", "ascending"), ("start", "ascending"), ("time", "ascending")])
+        grouped = table.group_by(["datastream_id", "start"], use_threads=False).aggregate(
+            [
+                ("value", "count"),
+                ("value", "sum"),
+                ("value", "min"),
+                ("value", "max"),
+                ("value", "last"),
+                ("time", "last"),
+            ]
         )
-    }
-    for key, (count, total, low, high, last, last_time) in merged.items():
-        found = existing.get(key)
-        if found is None:
-            session.add(
-                Rollup(
-                    datastream_id=key[0],
-                    interval=key[1],
-                    start=key[2],
-                    count=count,
-                    total=total,
-                    minimum=low,
-                    maximum=high,
-                    last=last,
-                    last_time=last_time,
-                )
+        values = [
+            {
+                "datastream_id": d,
+                "interval": interval,
+                "start": b,
+                "count": c,
+                "total": t,
+                "minimum": lo,
+                "maximum": hi,
+                "last": la,
+                "last_time": lt,
+            }
+            for d, b, c, t, lo, hi, la, lt in zip(
+                grouped["datastream_id"].to_pylist(),
+                grouped["start"].to_pylist(),
+                grouped["value_count"].to_pylist(),
+                grouped["value_sum"].to_pylist(),
+                grouped["value_min"].to_pylist(),
+                grouped["value_max"].to_pylist(),
+                grouped["value_last"].to_pylist(),
+                grouped["time_last"].to_pylist(),
+                strict=True,
             )
-        else:
-            found.count += count
-            found.total += total
-            found.minimum = min(found.minimum, low)
-            found.maximum = max(found.maximum, high)
-            if last_time >= found.last_time:
-                found.last, found.last_time = last, last_time
-    session.flush()
-    counter_times: dict[int, list[datetime]] = defaultdict(list)
-    for stream, moment, kind in zip(ids, times, kinds_, strict=True):
-        if kind == "cumulative":
-            counter_times[stream].append(moment)
-    for stream, moments in counter_times.items():
-        _counter_window(session, stream, min(moments), max(moments), tz)
+        ]
+        statement = insert(Rollup)
+        new = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=["datastream_id", "interval", "start"],
+            set_={
+                "count": Rollup.count + new.count,
+                "total": Rollup.total + new.total,
+                "minimum": least(Rollup.minimum, new.minimum),
+                "maximum": greatest(Rollup.maximum, new.maximum),
+                "last": case((new.last_time >= Rollup.last_time, new.last), else_=Rollup.last),
+                "last_time": greatest(Rollup.last_time, new.last_time),
+            },
+        )
+        for chunk in _chunks(values, 5_000):
+            session.execute(statement, chunk)
+    counters_ = pc.equal(rows["kind"], "cumulative")
+    if pc.any(counters_).as_py():
+        touched = (
+            rows.filter(counters_).group_by("datastream_id").aggregate([("time", "min"), ("time", "max")])
+        )
+        for stream, first, last in zip(
+            touched["datastream_id"].to_pylist(),
+            touched["time_min"].to_pylist(),
+            touched["time_max"].to_pylist(),
+            strict=True,
+        ):
+            _counter_window(session, stream, first, last, tz)
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
@@ -305,10 +348,8 @@ def _neighbours(
         query = query.where(Reading.time > moment).order_by(Reading.time)
     found = list(session.scalars(query.limit(count)))
     if len(found) < count and moment < clock.now() - timedelta(days=get_settings().iot_hot_days - 1):
-        lake = read_history(
-            [stream],
-            *((moment - timedelta(days=40), moment) if before else (moment, moment + timedelta(days=40))),
-        )
+        span = (moment - timedelta(days=40), moment) if before else (moment, moment + timedelta(days=40))
+        lake = read_history([stream], *span)
         extra = [t for t in lake["time"].to_pylist() if (t < moment if before else t > moment)]
         found = sorted(set(found) | set(extra), reverse=before)[:count]
     return found
@@ -335,30 +376,37 @@ def _counter_window(session: Session, stream: int, first: datetime, last: dateti
     energy = counters.bucket_energy(found, interval="15min", tz=tz)
     window_start = bucket_start(before[0] if before else first, "15min", tz)
     window_end = bucket_start(end, "15min", tz)
-    buckets = {b: e for b, e in energy if window_start <= b <= window_end}
+    quarters = {b: e for b, e in energy if window_start <= b <= window_end}
     # Buckets of the window that lost all consumption (none found now) are zero, not stale.
     moment = window_start
     while moment <= window_end:
-        buckets.setdefault(moment, 0.0)
+        quarters.setdefault(moment, 0.0)
         moment += INTERVALS["15min"]
-    _set_deltas(session, stream, "15min", buckets)
-    hours = {bucket_start(b, "1h", tz) for b in buckets}
-    days = {bucket_start(b, "1d", tz) for b in buckets}
-    for interval, starts in (("1h", hours), ("1d", days)):
-        sums: dict[datetime, float] = {}
-        for begin in starts:
-            finish = begin + INTERVALS[interval] if interval == "1h" else _next_day(begin, tz)
-            total = session.scalar(
-                select(func.coalesce(func.sum(Rollup.delta), 0.0)).where(
-                    Rollup.datastream_id == stream,
-                    Rollup.interval == "15min",
-                    Rollup.start >= begin,
-                    Rollup.start < finish,
-                )
+    day_first = bucket_start(window_start, "1d", tz)
+    day_last = _next_day(bucket_start(window_end, "1d", tz), tz)
+    known = dict(
+        session.execute(
+            select(Rollup.start, Rollup.delta).where(
+                Rollup.datastream_id == stream,
+                Rollup.interval == "15min",
+                Rollup.start >= day_first,
+                Rollup.start < day_last,
             )
-            sums[begin] = float(total or 0.0)
-        _set_deltas(session, stream, interval, sums)
-    session.flush()
+        ).all()
+    )
+    known.update(quarters)
+    hours: dict[datetime, float] = defaultdict(float)
+    days: dict[datetime, float] = defaultdict(float)
+    touched_hours = {bucket_start(b, "1h", tz) for b in quarters}
+    touched_days = {bucket_start(b, "1d", tz) for b in quarters}
+    for begin, value in known.items():
+        hour, day = bucket_start(begin, "1h", tz), bucket_start(begin, "1d", tz)
+        if hour in touched_hours:
+            hours[hour] += float(value or 0.0)
+        if day in touched_days:
+            days[day] += float(value or 0.0)
+    for interval, deltas in (("15min", quarters), ("1h", dict(hours)), ("1d", dict(days))):
+        _set_deltas(session, stream, interval, deltas)
 
 
 def _record_corrections(session: Session, stream: int, found: Sequence[counters.Event]) -> None:
@@ -413,37 +461,30 @@ def _next_day(start: datetime, tz: ZoneInfo) -> datetime:
 
 
 def _set_deltas(session: Session, stream: int, interval: str, deltas: dict[datetime, float]) -> None:
+    """Set the consumption of these buckets (a bucket without readings of its own gets a row too)."""
     if not deltas:
         return
-    rows = {
-        r.start: r
-        for r in session.scalars(
-            select(Rollup).where(
-                Rollup.datastream_id == stream, Rollup.interval == interval, Rollup.start.in_(list(deltas))
-            )
-        )
-    }
-    for start, value in deltas.items():
-        row = rows.get(start)
-        if row is None:
-            if value == 0.0:
-                continue
-            # Consumption spread into a bucket without readings of its own (a gap).
-            row = Rollup(
-                datastream_id=stream,
-                interval=interval,
-                start=start,
-                count=0,
-                total=0.0,
-                minimum=0.0,
-                maximum=0.0,
-                last=0.0,
-                last_time=start,
-                delta=max(value, 0.0),
-            )
-            session.add(row)
-        else:
-            row.delta = max(value, 0.0)
+    statement = _upsert(session)(Rollup)
+    statement = statement.on_conflict_do_update(
+        index_elements=["datastream_id", "interval", "start"], set_={"delta": statement.excluded.delta}
+    )
+    values = [
+        {
+            "datastream_id": stream,
+            "interval": interval,
+            "start": start,
+            "count": 0,
+            "total": 0.0,
+            "minimum": 0.0,
+            "maximum": 0.0,
+            "last": 0.0,
+            "last_time": start,
+            "delta": max(value, 0.0),
+        }
+        for start, value in deltas.items()
+    ]
+    for chunk in _chunks(values, 5_000):
+        session.execute(statement, chunk)
 
 
 def readings_between(
@@ -468,7 +509,7 @@ def read_history(streams: Sequence[int], start: datetime, end: datetime) -> pa.T
     """Lake rows of these datastreams with start <= time <= end (pruned by day partition)."""
     table = _open()
     if table is None or not streams:
-        return _table([], [], [], [])
+        return _table([], [], [], [], [])
     days = []
     day = start.astimezone(UTC).date()
     while day <= end.astimezone(UTC).date():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zhishe.core.db import Base, UTCDateTime
@@ -141,20 +141,26 @@ class Datastream(Base):
 
 
 class Reading(Base):
-    """A recent reading: the durable landing row, copied to the lake history by the flush job."""
+    """A recent reading: the durable landing row, copied to the lake history by the flush job.
+
+    ``id`` is the SensorThings Observation id; (datastream, time) is unique, which makes repeats
+    idempotent.
+    """
 
     __tablename__ = "iot_readings"
 
-    datastream_id: Mapped[int] = mapped_column(
-        ForeignKey("iot_datastreams.id", ondelete="CASCADE"), primary_key=True
-    )
-    time: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    datastream_id: Mapped[int] = mapped_column(ForeignKey("iot_datastreams.id", ondelete="CASCADE"))
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
     value: Mapped[float] = mapped_column(Float)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     #: 0 until the flush job has copied the row to the lake, then the flush batch number.
     flushed: Mapped[int] = mapped_column(Integer, default=0)
 
-    __table_args__ = (Index("ix_iot_readings_flushed", "flushed", "received_at"),)
+    __table_args__ = (
+        Index("uq_iot_readings_datastream_time", "datastream_id", "time", unique=True),
+        Index("ix_iot_readings_flushed", "flushed", "received_at"),
+    )
 
 
 class Latest(Base):

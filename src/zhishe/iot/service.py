@@ -47,6 +47,7 @@ __all__ = [
     "datastreams_of",
     "get_datastream_or_raise",
     "get_device_or_raise",
+    "get_site_by_code",
     "get_site_or_raise",
     "import_devices",
     "list_devices",

@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-29 08:44:34.487799
+Create Date: 2026-11-29 09:22:02.499271
 """
 
 from __future__ import annotations
