@@ -86,10 +86,15 @@ class Settings(BaseSettings):
         description="Where rate-limit counters live: empty or memory:// in process, redis://host/db when scaled out.",
     )
     iot_max_batch: int = Field(
-        10_000, ge=1, le=1_000_000, description="Most readings one ingestion request or message may carry (HTTP 413 above it)."
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="Most readings one ingestion request or message may carry (HTTP 413 above it).",
     )
     iot_future_seconds: int = Field(
-        300, ge=0, description="How far in the future (clock skew) a reading's time may be before it is rejected."
+        300,
+        ge=0,
+        description="How far in the future (clock skew) a reading's time may be before it is rejected.",
     )
     iot_retention_instantaneous_days: int = Field(
         400, ge=1, description="Days of history kept for instantaneous readings (power, temperature)."
