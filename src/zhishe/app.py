@@ -36,12 +36,14 @@ from zhishe.core.web.errors import install_error_handlers
 from zhishe.core.web.middleware import RequestContextMiddleware
 from zhishe.core.web.shell import register_templates, render
 from zhishe.energy import api as energy_api
+from zhishe.energy import api_charging as energy_api_charging
 from zhishe.energy import api_dr as energy_api_dr
 from zhishe.energy import pages as energy_pages
 from zhishe.exchange import api as exchange_api
 from zhishe.exchange import pages as exchange_pages
 from zhishe.iot import api as iot_api
 from zhishe.iot import pages as iot_pages
+from zhishe.iot import sensorthings
 from zhishe.opendata import api as opendata_api
 from zhishe.opendata import pages as opendata_pages
 
@@ -110,8 +112,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         opendata_api.staff,
         opendata_api.dcat_router,
         iot_api.router,
+        sensorthings.router,
         energy_api.router,
         energy_api_dr.router,
+        energy_api_charging.router,
         areas_api.router,
         notifications_api.router,
         web_pages.router,

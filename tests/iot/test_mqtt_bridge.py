@@ -89,7 +89,9 @@ def _observation(moment: datetime, result: Any) -> bytes:
 # --- through the brokers ------------------------------------------------------------------------
 
 
-def test_an_observation_published_with_qos1_on_the_sensorthings_topic_is_stored(iw: IotWorld) -> None:
+def test_an_observation_published_with_qos1_on_the_sensorthings_topic_is_stored(
+    iw: IotWorld, client: Any
+) -> None:
     require_mosquitto()
     power = iw.stream("H1-electricity", "power")
     times = [_base() + timedelta(seconds=i) for i in range(3)]
@@ -101,6 +103,14 @@ def test_an_observation_published_with_qos1_on_the_sensorthings_topic_is_stored(
             assert not answer.is_failure
         stored = wait_for(lambda: (found := _values(power.id, times)) and len(found) == 3 and found)
     assert stored == {times[0]: 1.5, times[1]: 2.5, times[2]: 3.5}
+    # ... and read back through the SensorThings API, as the resident of the household.
+    page = client.get(
+        f"/sensorthings/v1.1/Datastreams({power.id})/Observations",
+        params={"$orderby": "phenomenonTime", "$select": "result,phenomenonTime"},
+        headers=iw.resident_headers[0],
+    )
+    assert page.status_code == 200, page.text
+    assert [o["result"] for o in page.json()["value"]] == [1.5, 2.5, 3.5]
 
 
 def test_thingsboard_telemetry_is_stored_for_the_device_whose_token_is_its_username(

@@ -25,6 +25,7 @@ __all__ = [
     "SessionDep",
     "SettingsDep",
     "get_session",
+    "request_actor",
 ]
 
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -84,6 +85,11 @@ def _resolve(request: Request, session: Session, settings: Settings) -> Actor | 
         if sent != web.csrf_token:
             raise Forbidden("missing or wrong X-CSRF-Token header for a cookie-authenticated API call")
     return actor_for_user(web.user)
+
+
+def request_actor(request: Request, session: Session) -> Actor | None:
+    """The actor of a request (a bearer token or a web session), for routes that manage their own session."""
+    return _resolve(request, session, get_settings())
 
 
 def optional_actor(request: Request, session: SessionDep, settings: SettingsDep) -> Actor | None:

@@ -30,6 +30,7 @@ __all__ = [
     "parse_batch",
     "parse_create_observations",
     "parse_observation",
+    "parse_single_observation",
     "parse_telemetry",
 ]
 
@@ -151,6 +152,24 @@ def parse_observation(body: bytes, stream_id: int) -> list[Incoming]:
         moment = item.get("phenomenonTime") or item.get("resultTime") or clock.now().isoformat()
         found.append(Incoming(i, stream_id, moment, item["result"]))
     return found
+
+
+def parse_single_observation(body: bytes) -> list[Incoming]:
+    """One SensorThings Observation with its Datastream (``POST Observations``)."""
+    data = _json(body, "Observation")
+    if not isinstance(data, Mapping):
+        raise Invalid("an Observation must be a JSON object")
+    stream = data.get("Datastream")
+    stream_id = stream.get("@iot.id") if isinstance(stream, Mapping) else None
+    if stream_id is None:
+        raise Invalid(
+            'an Observation needs its Datastream: {"Datastream": {"@iot.id": …}}',
+            detail={"field": "Datastream"},
+        )
+    if "result" not in data:
+        raise Invalid("an Observation needs a result", detail={"field": "result"})
+    moment = data.get("phenomenonTime") or data.get("resultTime") or clock.now().isoformat()
+    return [Incoming(0, stream_id, moment, data["result"])]
 
 
 def parse_telemetry(body: bytes) -> list[Incoming]:
