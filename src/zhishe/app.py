@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stops = []
         if settings.background_workers:
             from zhishe.core.db import get_sessionmaker
+            from zhishe.energy import worker as energy_worker
             from zhishe.exchange import worker
             from zhishe.iot import worker as iot_worker
             from zhishe.opendata import worker as opendata_worker
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stops.append(worker.start(lambda: get_sessionmaker(settings.database_url)))
             stops.append(opendata_worker.start(lambda: get_sessionmaker(settings.database_url)))
             stops.append(iot_worker.start(lambda: get_sessionmaker(settings.database_url)))
+            stops.append(energy_worker.start(lambda: get_sessionmaker(settings.database_url)))
         yield
         for stop in stops:
             stop()

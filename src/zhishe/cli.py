@@ -8,6 +8,7 @@ from zhishe.catalog.cli import dataset_app
 from zhishe.core.accounts.cli import org_app, token_app, user_app
 from zhishe.core.audit.cli import audit_app
 from zhishe.core.cli_support import console, handle_errors, keep_loaded
+from zhishe.energy.cli import energy_app
 from zhishe.exchange.cli import exchange_app
 from zhishe.iot.cli import iot_app
 from zhishe.opendata.cli import areas_app, opendata_app
@@ -27,6 +28,7 @@ app.add_typer(exchange_app, name="exchange")
 app.add_typer(opendata_app, name="opendata")
 app.add_typer(areas_app, name="areas")
 app.add_typer(iot_app, name="iot")
+app.add_typer(energy_app, name="energy")
 
 
 @app.command()

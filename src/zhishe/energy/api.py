@@ -232,3 +232,31 @@ def acknowledge(alert_id: IdPath, body: AlertAction, session: SessionDep, actor:
 def resolve(alert_id: IdPath, body: AlertAction, session: SessionDep, actor: CurrentActor) -> AlertRead:
     """Close the alert with a note."""
     return _alert(alerts_.resolve(session=session, actor=actor, alert_id=alert_id, note=body.note))
+
+
+@router.post("/forecasts/{site_id}", status_code=201)
+def run_forecast(site_id: IdPath, session: SessionDep, actor: CurrentActor) -> dict[str, Any]:
+    """Forecast the next day of a household or transformer now (models backtested, the best used)."""
+    from zhishe.energy import forecasting
+
+    run = forecasting.run_for_site(session=session, actor=actor, site_id=site_id)
+    return {
+        "id": run.id,
+        "site_id": run.site_id,
+        "made_at": run.made_at.isoformat(),
+        "model": run.model,
+    } | run.result
+
+
+@router.get("/forecasts/{site_id}")
+def latest_forecast(site_id: IdPath, session: SessionDep, actor: CurrentActor) -> dict[str, Any]:
+    """The latest day-ahead forecast of a household or transformer, with its baselines and backtest."""
+    from zhishe.energy import forecasting
+
+    run = forecasting.latest(session=session, actor=actor, site_id=site_id)
+    return {
+        "id": run.id,
+        "site_id": run.site_id,
+        "made_at": run.made_at.isoformat(),
+        "model": run.model,
+    } | run.result

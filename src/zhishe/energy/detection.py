@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -34,6 +34,8 @@ __all__ = ["DetectionResult", "run", "run_site"]
 
 #: How far back inactivity habits are learned.
 _LEARN_WEEKS = 8
+#: Use outside the forecast interval by less than this (kWh over the run) is not worth an alert.
+_MIN_EXCESS_KWH = 0.2
 #: A quarter hour whose electricity use is this much above the household's quiet level counts as use.
 _USE_ABOVE_KWH = 0.05
 
@@ -148,7 +150,8 @@ def run_site(session: Session, site: Site, now: datetime) -> tuple[list[alerts.N
 
 
 def _abnormal(session: Session, site: Site, now: datetime) -> list[alerts.NewAlert]:
-    """Electricity use outside the latest forecast's 95 % interval, over the forecast's past slots."""
+    """Electricity demand outside the latest forecast's 95 % interval, hour by hour, over the
+    forecast's hours that have passed."""
     forecast = session.scalars(
         select(ForecastRun).where(ForecastRun.site_id == site.id).order_by(ForecastRun.made_at.desc())
     ).first()
@@ -156,32 +159,39 @@ def _abnormal(session: Session, site: Site, now: datetime) -> list[alerts.NewAle
     if forecast is None or not electricity:
         return []
     result: dict[str, Any] = forecast.result
-    intervals = result.get("intervals", {}).get("95")
-    times = result.get("times") or []
-    if not intervals or not times:
+    band = result.get("intervals", {}).get("95")
+    times = [datetime.fromisoformat(t) for t in result.get("times") or []]
+    if not band or len(times) < 2:
         return []
-    starts = [datetime.fromisoformat(t) for t in times]
-    step_hours = (starts[1] - starts[0]).total_seconds() / 3600 if len(starts) > 1 else 0.25
-    past = [i for i, t in enumerate(starts) if t + timedelta(hours=step_hours) <= now]
-    if not past or step_hours not in (0.25, 0.5, 1.0):
+    step = times[1] - times[0]
+    per_hour = round(timedelta(hours=1) / step)
+    if per_hour < 1 or timedelta(hours=1) % step:
         return []
-    quarters = dict(
-        _quarters(
-            session, [s.id for s in electricity], starts[0], starts[past[-1]] + timedelta(hours=step_hours)
-        )
-    )
-    per = round(step_hours * 4)
-    actual = []
-    for i in past:
-        energy = sum(quarters.get(starts[i] + timedelta(minutes=15 * q), np.nan) for q in range(per))
-        actual.append(energy / step_hours)  # kW, like the forecast of power
-    lower = [float(intervals[0][i]) for i in past]
-    upper = [float(intervals[1][i]) for i in past]
-    interval: Literal["15min", "1h"] = "1h" if step_hours == 1.0 else "15min"
-    if step_hours == 0.5:  # detect on quarters: repeat each half hour's bounds
+    quarters = dict(_quarters(session, [s.id for s in electricity], times[0], times[-1] + step))
+    hours: list[datetime] = []
+    actual: list[float] = []
+    lower: list[float] = []
+    upper: list[float] = []
+    for first in range(0, len(times) - per_hour + 1, per_hour):
+        begin = times[first]
+        if begin + timedelta(hours=1) > now:
+            break
+        used = [quarters.get(begin + timedelta(minutes=15 * q)) for q in range(4)]
+        hours.append(begin)
+        actual.append(float(np.nan) if any(u is None for u in used) else sum(u or 0.0 for u in used))
+        # kW per step over the hour → kWh in the hour: the mean of the steps' bounds.
+        lower.append(float(np.mean(band["lower"][first : first + per_hour])))
+        upper.append(float(np.mean(band["upper"][first : first + per_hour])))
+    if not hours:
         return []
     found = detect.abnormal_use(
-        [starts[i] for i in past], actual, lower=lower, upper=upper, tz=get_settings().tz, interval=interval
+        hours,
+        actual,
+        lower=lower,
+        upper=upper,
+        tz=get_settings().tz,
+        interval="1h",
+        min_excess=_MIN_EXCESS_KWH,
     )
     return [_to_new(a, electricity[0].id) for a in found]
 

@@ -360,12 +360,12 @@ def _counter_window(session: Session, stream: int, first: datetime, last: dateti
     then of their hours and days."""
     before = _neighbours(session, stream, first, before=True, count=2)
     after = _neighbours(session, stream, last, before=False, count=1)
-    start = before[-1] if before else first
+    start = before[0] if before else first
     end = after[0] if after else last
     times, values = readings_between(session, stream, start, end)
     if not times:
         return
-    lead = before[0] if len(before) == 2 else None  # the reading before `start`: the baseline
+    lead = before[1] if len(before) == 2 else None  # the reading before `start`: the baseline
     prev: tuple[datetime, float] | None = None
     if lead is not None:
         lead_times, lead_values = readings_between(session, stream, lead, lead)

@@ -16,10 +16,12 @@
       var f = data.forecast;
       if (f && f.times) {
         traces.push({ x: f.times, y: f.mean, type: "scatter", mode: "lines", name: f.model, line: { dash: "dot" } });
-        if (f.intervals && f.intervals["80"]) {
-          traces.push({ x: f.times.concat(f.times.slice().reverse()), y: f.intervals["80"][1].concat(f.intervals["80"][0].slice().reverse()),
-            fill: "toself", type: "scatter", mode: "none", name: "80%", opacity: 0.3 });
-        }
+        ["95", "80"].forEach(function (level) {
+          var band = f.intervals && f.intervals[level];
+          if (!band) return;
+          traces.push({ x: f.times.concat(f.times.slice().reverse()), y: band.upper.concat(band.lower.slice().reverse()),
+            fill: "toself", type: "scatter", mode: "none", name: level + "%", opacity: level === "95" ? 0.15 : 0.3 });
+        });
       }
       draw(el, traces, "kW");
     } else if (kind.indexOf("daily-") === 0) {
