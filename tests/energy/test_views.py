@@ -12,6 +12,7 @@ from helpers import login
 from iot.iot_world import DAY, IotWorld
 from zhishe.core import clock
 from zhishe.iot import history, ingest
+from zhishe.iot import service as iot
 
 #: Peak 08:00-22:00 at 0.6 CNY, valley 22:00-08:00 at 0.3 CNY; yearly tiers add 0.05 above 2,760 kWh.
 TARIFF = {
@@ -132,3 +133,82 @@ def test_the_household_and_community_pages_render(client: Any, iw: IotWorld) -> 
         page = client.get(f"/energy/community/{iw.transformer.id}?day={DAY.date().isoformat()}")
         assert page.status_code == 200 and 'id="community-chart"' in page.text
         assert client.get(f"/energy/home/{iw.households[0].id}").status_code == 403  # no consent
+
+
+def test_the_demand_response_and_charging_pages_work_without_javascript(client: Any, iw: IotWorld) -> None:
+    from helpers import csrf_of
+    from zhishe.core.accounts.service import actor_for_user
+
+    actor = actor_for_user(iw.steward)
+    park = iot.create_site(
+        session=iw.session,
+        actor=actor,
+        code="P9",
+        kind="charging_park",
+        name="充电站",
+        parent_id=iw.transformer.id,
+    )
+    iw.session.commit()
+    with clock.frozen(DAY + timedelta(hours=10)):
+        login(client, "op-steward")
+        token = csrf_of(client, "/energy/dr")
+        assert client.post(
+            "/energy/dr", data={"csrf_token": token, "action": "program", "name": "夏季削峰"}
+        ).status_code in (200, 303)
+        page = client.get("/energy/dr")
+        program = page.text.split('<option value="', 1)[1].split('"', 1)[0]
+        announced = client.post(
+            "/energy/dr",
+            data={
+                "csrf_token": token,
+                "action": "event",
+                "program": program,
+                "name": "晚高峰",
+                "start": "2026-11-02T18:00",
+                "hours": "2",
+                "target_kw": "10",
+                "transformer": str(iw.transformer.id),
+            },
+        )
+        assert announced.status_code in (200, 303), announced.text
+        listed = client.get("/energy/dr")
+        assert "晚高峰" in listed.text
+        bad = client.post(
+            "/energy/dr",
+            data={
+                "csrf_token": token,
+                "action": "event",
+                "program": program,
+                "start": "soon",
+                "hours": "2",
+                "target_kw": "1",
+                "transformer": str(iw.transformer.id),
+            },
+        )
+        assert bad.status_code == 422 and "start must be" in bad.text
+        login(client, "resident0")
+        home = client.get(f"/energy/home/{iw.households[0].id}")
+        assert "晚高峰" in home.text and ("Opt out" in home.text or "退出" in home.text)
+        event_id = home.text.split('name="event_id" value="', 1)[1].split('"', 1)[0]
+        out = client.post(
+            f"/energy/home/{iw.households[0].id}/opt-out",
+            data={"csrf_token": csrf_of(client, f"/energy/home/{iw.households[0].id}"), "event_id": event_id},
+        )
+        assert out.status_code in (200, 303)
+        login(client, "op-steward")
+        token = csrf_of(client, f"/energy/charging/{park.id}")
+        arrived = client.post(
+            f"/energy/charging/{park.id}",
+            data={
+                "csrf_token": token,
+                "action": "arrive",
+                "arrival": "2026-11-02T10:00",
+                "hours": "6",
+                "energy_kwh": "30",
+                "max_kw": "7",
+                "phase": "L1",
+            },
+        )
+        assert arrived.status_code in (200, 303), arrived.text
+        charging = client.get(f"/energy/charging/{park.id}")
+        assert 'id="charging-chart"' in charging.text and "30.0" in charging.text

@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from zhishe.core import clock
 from zhishe.core.deps import IdPath, SessionDep
 from zhishe.core.errors import Conflict, Invalid
 from zhishe.core.i18n import T, localize
@@ -52,6 +53,7 @@ def energy_home(request: Request, session: SessionDep, actor: PageActor) -> Resp
         {
             "households": [s for s in sites if s.kind == "household" and s.id in own],
             "transformers": [s for s in sites if s.kind == "transformer"],
+            "parks": [s for s in sites if s.kind == "charging_park"],
         },
     )
 
@@ -74,8 +76,44 @@ def household_page(
     return render(
         request,
         "energy/home.html",
-        {"v": view, "chart_json": orjson.dumps(chart).decode(), "reason_of": reason_of},
+        {
+            "v": view,
+            "chart_json": orjson.dumps(chart).decode(),
+            "reason_of": reason_of,
+            "events": _household_events(session, site_id),
+            "now": clock.now(),
+        },
     )
+
+
+def _household_events(session: Any, site_id: int) -> list[dict[str, Any]]:
+    """The demand-response events a household is in, newest first, with its opt-out."""
+    from sqlalchemy import select
+
+    from zhishe.energy.models import DemandEvent, EventParticipant
+
+    rows = session.execute(
+        select(DemandEvent, EventParticipant)
+        .join(EventParticipant, EventParticipant.event_id == DemandEvent.id)
+        .where(EventParticipant.site_id == site_id)
+        .order_by(DemandEvent.start.desc())
+        .limit(10)
+    ).all()
+    return [{"event": e, "opted_out": p.opted_out} for e, p in rows]
+
+
+@router.post("/energy/home/{site_id}/opt-out", response_class=HTMLResponse)
+async def opt_out(request: Request, site_id: IdPath, session: SessionDep, actor: PageActor) -> Response:
+    """A resident takes the household out of a demand-response event."""
+    from zhishe.energy import demand
+
+    form = await request.form()
+    check_csrf(request, form)
+    event = str(form.get("event_id") or "")
+    if not event.isdigit():
+        raise Invalid(T("say which event"), detail={"field": "event_id"})
+    demand.opt_out(session=session, actor=actor, event_id=int(event), site_id=site_id)
+    return redirect(f"/energy/home/{site_id}#events")
 
 
 @router.get("/energy/community/{site_id}", response_class=HTMLResponse)
@@ -139,3 +177,217 @@ async def alert_action(request: Request, alert_id: IdPath, session: SessionDep, 
             status=exc.status_code,
         )
     return redirect(f"/energy/alerts/{alert_id}")
+
+
+@router.get("/energy/dr", response_class=HTMLResponse)
+def dr_page(request: Request, session: SessionDep, actor: PageActor) -> Response:
+    """Demand-response programmes and events: create them, follow opt-outs, read the reports."""
+    from zhishe.energy import demand
+
+    events = demand.list_events(session=session, actor=actor)
+    programs = demand.list_programs(session=session, actor=actor, org_id=actor.org_id) if actor.org_id else []
+    transformers = [s for s in iot.list_sites(session=session, actor=actor, kind="transformer", limit=1000)]
+    rows = [
+        {"event": e, "participants": demand.participants_of(session=session, event_id=e.id)} for e in events
+    ]
+    return render(
+        request,
+        "energy/dr.html",
+        {"rows": rows, "programs": programs, "transformers": transformers, "error": None, "report": None},
+    )
+
+
+@router.post("/energy/dr", response_class=HTMLResponse)
+async def dr_action(request: Request, session: SessionDep, actor: PageActor) -> Response:
+    """Create a programme or an event, cancel an event, or measure an event's report."""
+    from datetime import datetime, timedelta
+
+    from sqlalchemy import select
+
+    from zhishe.core.config import get_settings
+    from zhishe.energy import demand
+    from zhishe.iot.models import Site
+
+    form = await request.form()
+    check_csrf(request, form)
+    action = str(form.get("action") or "")
+    try:
+        if action == "program":
+            if actor.org_id is None:
+                raise Invalid(T("only staff of an organisation run programmes"))
+            demand.create_program(
+                session=session, actor=actor, org_id=actor.org_id, name=str(form.get("name") or "")
+            )
+        elif action == "event":
+            tz = get_settings().tz
+            try:
+                start = datetime.fromisoformat(str(form.get("start") or "")).replace(tzinfo=tz)
+                hours = float(str(form.get("hours") or "0"))
+                target = float(str(form.get("target_kw") or "0"))
+            except ValueError:
+                raise Invalid(T("start must be a date and time, hours and target numbers")) from None
+            transformer = str(form.get("transformer") or "")
+            if not transformer.isdigit() or not str(form.get("program") or "").isdigit():
+                raise Invalid(T("choose a programme and a transformer"))
+            households = list(
+                session.scalars(
+                    select(Site.id).where(Site.parent_id == int(transformer), Site.kind == "household")
+                )
+            )
+            demand.create_event(
+                session=session,
+                actor=actor,
+                program_id=int(str(form.get("program"))),
+                name=str(form.get("name") or ""),
+                start=start,
+                end=start + timedelta(hours=hours),
+                target_kw=target,
+                site_ids=households,
+            )
+        elif action in ("cancel", "report"):
+            event = str(form.get("event_id") or "")
+            if not event.isdigit():
+                raise Invalid(T("say which event"))
+            if action == "cancel":
+                demand.cancel_event(session=session, actor=actor, event_id=int(event))
+            else:
+                demand.make_report(session=session, actor=actor, event_id=int(event))
+        else:
+            raise Invalid(T("unknown action"), detail={"action": action})
+    except (Invalid, Conflict) as exc:
+        session.rollback()
+        events = demand.list_events(session=session, actor=actor)
+        return render(
+            request,
+            "energy/dr.html",
+            {
+                "rows": [
+                    {"event": e, "participants": demand.participants_of(session=session, event_id=e.id)}
+                    for e in events
+                ],
+                "programs": demand.list_programs(session=session, actor=actor, org_id=actor.org_id)
+                if actor.org_id
+                else [],
+                "transformers": iot.list_sites(session=session, actor=actor, kind="transformer", limit=1000),
+                "error": exc.message,
+                "report": None,
+            },
+            status=exc.status_code,
+        )
+    return redirect("/energy/dr")
+
+
+@router.get("/energy/dr/{event_id}", response_class=HTMLResponse)
+def dr_event_page(request: Request, event_id: IdPath, session: SessionDep, actor: PageActor) -> Response:
+    """One event: its window, target, households and opt-outs, and its report when measured."""
+    from zhishe.core.errors import NotFound
+    from zhishe.energy import demand
+
+    event = next((e for e in demand.list_events(session=session, actor=actor) if e.id == event_id), None)
+    if event is None:
+        demand.get_event_or_raise(session=session, event_id=event_id)
+        raise NotFound(T("you neither run nor take part in this event"))
+    try:
+        report = demand.read_report(session=session, actor=actor, event_id=event_id)
+    except (NotFound, Invalid):
+        report = None
+    return render(
+        request,
+        "energy/dr_event.html",
+        {
+            "e": event,
+            "participants": demand.participants_of(session=session, event_id=event_id),
+            "report": report,
+        },
+    )
+
+
+@router.get("/energy/charging/{site_id}", response_class=HTMLResponse)
+def charging_page(request: Request, site_id: IdPath, session: SessionDep, actor: PageActor) -> Response:
+    """A charging park: cars present or expected, the current plan under the limit, and its OCPP export."""
+    from zhishe.core.errors import NotFound
+    from zhishe.energy import evcharging
+
+    sessions = evcharging.list_sessions(session=session, actor=actor, site_id=site_id)
+    try:
+        plan = evcharging.latest_plan(session=session, actor=actor, site_id=site_id)
+    except NotFound:
+        plan = None
+    chart = {}
+    if plan is not None:
+        result = plan.result
+        chart = {
+            "plan": {
+                "x": result["slot_starts"],
+                "base": result["base_load_kw"],
+                "ev": result["ev_load_kw"],
+                "grid": result["grid_load_kw"],
+                "limit": result["limit_kw"],
+            }
+        }
+    site = iot.get_site_or_raise(session=session, site_id=site_id)
+    return render(
+        request,
+        "energy/charging.html",
+        {
+            "site": site,
+            "sessions": sessions,
+            "plan": plan,
+            "chart_json": orjson.dumps(chart).decode(),
+            "error": None,
+        },
+    )
+
+
+@router.post("/energy/charging/{site_id}", response_class=HTMLResponse)
+async def charging_action(
+    request: Request, site_id: IdPath, session: SessionDep, actor: PageActor
+) -> Response:
+    """Add a car, let a car leave, or plan again."""
+    from datetime import datetime, timedelta
+
+    from zhishe.core.config import get_settings
+    from zhishe.energy import evcharging
+
+    form = await request.form()
+    check_csrf(request, form)
+    action = str(form.get("action") or "")
+    try:
+        if action == "arrive":
+            tz = get_settings().tz
+            try:
+                arrival = datetime.fromisoformat(str(form.get("arrival") or "")).replace(tzinfo=tz)
+                hours = float(str(form.get("hours") or "0"))
+                energy = float(str(form.get("energy_kwh") or "0"))
+                power = float(str(form.get("max_kw") or "0"))
+            except ValueError:
+                raise Invalid(T("arrival must be a date and time; hours, energy and power numbers")) from None
+            evcharging.add_session(
+                session=session,
+                actor=actor,
+                site_id=site_id,
+                arrival=arrival,
+                departure=arrival + timedelta(hours=hours),
+                energy_kwh=energy,
+                max_kw=power,
+                phase=str(form.get("phase") or ""),
+            )
+        elif action == "leave":
+            car = str(form.get("session_id") or "")
+            if not car.isdigit():
+                raise Invalid(T("say which car"))
+            evcharging.leave(session=session, actor=actor, session_id=int(car))
+        elif action == "plan":
+            evcharging.replan(session=session, actor=actor, site_id=site_id, reason="asked on the page")
+        else:
+            raise Invalid(T("unknown action"), detail={"action": action})
+    except (Invalid, Conflict) as exc:
+        session.rollback()
+        site = iot.get_site_or_raise(session=session, site_id=site_id)
+        return render(
+            request,
+            "energy/charging.html",
+            {"site": site, "sessions": [], "plan": None, "chart_json": "{}", "error": exc.message},
+            status=exc.status_code,
+        )
+    return redirect(f"/energy/charging/{site_id}")

@@ -38,6 +38,14 @@
         out.push({ x: [xs[0], xs[xs.length - 1]], y: [data.limit, data.limit], type: "scatter", mode: "lines", name: "limit", line: { color: "#c0392b", dash: "dash" } });
       }
       draw(el, out, "kW");
+    } else if (kind === "charging" && data.plan) {
+      var p = data.plan;
+      draw(el, [
+        { x: p.x, y: p.base, type: "scatter", mode: "lines", stackgroup: "load", name: "base" },
+        { x: p.x, y: p.ev, type: "scatter", mode: "lines", stackgroup: "load", name: "EV" },
+        { x: p.x, y: p.grid, type: "scatter", mode: "lines", name: "grid", line: { width: 3 } },
+        { x: [p.x[0], p.x[p.x.length - 1]], y: [p.limit, p.limit], type: "scatter", mode: "lines", name: "limit", line: { color: "#c0392b", dash: "dash" } }
+      ], "kW");
     } else if (kind === "flows") {
       var flows = JSON.parse(el.getAttribute("data-flows"));
       var labels = Object.keys(flows);
