@@ -21,6 +21,7 @@ from zhishe.core.cli_support import console, maker
 from zhishe.core.errors import Conflict
 from zhishe.demo import DEMO_PASSWORD, build_community
 from zhishe.demo.exchange import seed_exchange
+from zhishe.demo.iot import seed_iot
 from zhishe.demo.model import Community
 from zhishe.demo.opendata import seed_opendata
 
@@ -106,6 +107,7 @@ def load_demo(*, seed: int = 2026, households: int = 2000, quiet: bool = False) 
             progress.advance(task)
     seed_exchange(sessions)
     seed_opendata(sessions, community)
+    seed_iot(sessions)
     if not quiet:
         _print_logins(community)
     return community

@@ -34,6 +34,9 @@ __all__ = ["DetectionResult", "run", "run_site"]
 
 #: How far back inactivity habits are learned.
 _LEARN_WEEKS = 8
+#: A pause during the day alarms past twice the longest usual one at that time (at least 30 min
+#: more): one person's afternoon nap is not a fall, and a false alarm at a neighbour's door costs trust.
+_PAUSE_SLACK = 1.0
 #: Use outside the forecast interval by less than this (kWh over the run) is not worth an alert.
 _MIN_EXCESS_KWH = 0.2
 #: A quarter hour whose electricity use is this much above the household's quiet level counts as use.
@@ -140,12 +143,13 @@ def run_site(session: Session, site: Site, now: datetime) -> tuple[list[alerts.N
     found += _abnormal(session, site, now)
     skipped = ""
     if site.care_enrolled:
+        activities = _activities(session, site, now)
         try:
-            found += [
-                _to_new(a) for a in inactivity.inactivity(_activities(session, site, now), now=now, tz=tz)
-            ]
+            routine = inactivity.learn_routine(activities, today=now.astimezone(tz).date(), tz=tz)
+            quiet = inactivity.check_inactivity(routine, activities, now=now, pause_slack=_PAUSE_SLACK)
         except Invalid as exc:
-            skipped = exc.message
+            quiet, skipped = [], exc.message
+        found += [_to_new(a) for a in quiet]
     return found, skipped
 
 
@@ -200,11 +204,18 @@ def _activities(session: Session, site: Site, now: datetime) -> list[inactivity.
     """Motion and door events and electricity use of a household over the learning weeks."""
     start = now - timedelta(weeks=_LEARN_WEEKS)
     out: list[inactivity.Activity] = []
-    for device_kind, key, kind in (("motion_sensor", "motion", "motion"), ("door_sensor", "door", "door")):
-        for stream in _streams(session, site, device_kind, key):
-            times, values = history.readings_between(session, stream.id, start, now)
-            moments = [t for t, v in zip(times, values, strict=True) if v > 0]
-            out.append(inactivity.Activity(place=stream.room or kind, kind=kind, times=moments))  # type: ignore[arg-type]
+    sources = [
+        (stream, kind)
+        for device_kind, key, kind in (("motion_sensor", "motion", "motion"), ("door_sensor", "door", "door"))
+        for stream in _streams(session, site, device_kind, key)
+    ]
+    events = history.readings_many(
+        session, [s.id for s, _ in sources], start, now, fresh=False, kinds=("event",)
+    )
+    for stream, kind in sources:
+        times, values = events.get(stream.id, ([], []))
+        moments = [t for t, v in zip(times, values, strict=True) if v > 0]
+        out.append(inactivity.Activity(place=stream.room or kind, kind=kind, times=moments))  # type: ignore[arg-type]
     electricity = _streams(session, site, "electricity_meter", "energy")
     if electricity:
         quarters = _quarters(session, [s.id for s in electricity], start, now)

@@ -26,6 +26,7 @@ and meter swaps so that no bucket is ever negative.
 from __future__ import annotations
 
 import os
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -54,10 +55,12 @@ __all__ = [
     "bucket_start",
     "compact",
     "flush",
+    "forget_lake_view",
     "history_uri",
     "prune",
     "read_history",
     "readings_between",
+    "readings_many",
 ]
 
 #: Rollup intervals and their length.
@@ -163,6 +166,7 @@ def _complete(session: Session, flush_id: int) -> int:
             writer_properties=writer_properties(),
             commit_properties=CommitProperties(custom_metadata={_FLUSH_KEY: str(flush_id)}),
         )
+        forget_lake_view()
     _roll_up(session, rows)
     session.execute(update(Reading).where(Reading.flushed == -flush_id).values(flushed=flush_id))
     done = session.get(Flush, flush_id)
@@ -491,24 +495,84 @@ def readings_between(
     session: Session, stream: int, start: datetime, end: datetime
 ) -> tuple[list[datetime], list[float]]:
     """A datastream's readings in [start, end], from the database and, for old times, the lake."""
-    result = session.execute(
-        select(Reading.time, Reading.value)
-        .where(Reading.datastream_id == stream, Reading.time >= start, Reading.time <= end)
-        .order_by(Reading.time)
-    ).all()
-    found = {r[0]: r[1] for r in result}
+    return readings_many(session, [stream], start, end).get(stream, ([], []))
+
+
+def readings_many(
+    session: Session,
+    streams: Sequence[int],
+    start: datetime,
+    end: datetime,
+    *,
+    fresh: bool = True,
+    kinds: Sequence[str] = (),
+) -> dict[int, tuple[list[datetime], list[float]]]:
+    """Readings of several datastreams in [start, end], each in time order: from the database and,
+    for times older than the hot window, the lake (``fresh=False`` accepts a lake view up to
+    ``_DATASET_TTL`` seconds old, for reads that are not part of a flush; ``kinds``, when the
+    streams' kinds are known, lets the lake skip the other kinds' files)."""
+    found: dict[int, dict[datetime, float]] = defaultdict(dict)
+    for chunk in _chunks(list(streams), 500):
+        rows = session.execute(
+            select(Reading.datastream_id, Reading.time, Reading.value).where(
+                Reading.datastream_id.in_(chunk), Reading.time >= start, Reading.time <= end
+            )
+        ).all()
+        for stream, moment, value in rows:
+            found[stream][moment] = value
     if start < clock.now() - timedelta(days=get_settings().iot_hot_days - 1):
-        lake = read_history([stream], start, end)
-        for moment, value in zip(lake["time"].to_pylist(), lake["value"].to_pylist(), strict=True):
-            found.setdefault(moment, value)
-    ordered = sorted(found.items())
-    return [t for t, _ in ordered], [v for _, v in ordered]
+        lake = read_history(streams, start, end, fresh=fresh, kinds=kinds)
+        for stream, moment, value in zip(
+            lake["datastream_id"].to_pylist(),
+            lake["time"].to_pylist(),
+            lake["value"].to_pylist(),
+            strict=True,
+        ):
+            found[stream].setdefault(moment, value)
+    out: dict[int, tuple[list[datetime], list[float]]] = {}
+    for stream, values in found.items():
+        ordered = sorted(values.items())
+        out[stream] = ([t for t, _ in ordered], [v for _, v in ordered])
+    return out
 
 
-def read_history(streams: Sequence[int], start: datetime, end: datetime) -> pa.Table:
-    """Lake rows of these datastreams with start <= time <= end (pruned by day partition)."""
+#: Seconds a reader may use a lake view without looking for newer versions (writers clear it).
+_DATASET_TTL = 5.0
+_dataset_cache: tuple[float, str, Any] | None = None
+
+
+def _lake_dataset(fresh: bool) -> Any:
+    """The lake table as a pyarrow dataset; cached briefly for readers, refreshed for writers."""
+    global _dataset_cache
+    uri = history_uri()
+    now = time.monotonic()
+    if (
+        not fresh
+        and _dataset_cache is not None
+        and _dataset_cache[1] == uri
+        and now - _dataset_cache[0] < _DATASET_TTL
+    ):
+        return _dataset_cache[2]
     table = _open()
-    if table is None or not streams:
+    if table is None:
+        return None
+    dataset = table.to_pyarrow_dataset()
+    _dataset_cache = (now, uri, dataset)
+    return dataset
+
+
+def forget_lake_view() -> None:
+    """Drop the cached lake view (after this process wrote to the lake)."""
+    global _dataset_cache
+    _dataset_cache = None
+
+
+def read_history(
+    streams: Sequence[int], start: datetime, end: datetime, *, fresh: bool = True, kinds: Sequence[str] = ()
+) -> pa.Table:
+    """Lake rows of these datastreams with start <= time <= end (pruned by day partition)."""
+    dataset = _lake_dataset(fresh) if streams else None
+    if dataset is None:
         return _table([], [], [], [], [])
     days = []
     day = start.astimezone(UTC).date()
@@ -522,10 +586,10 @@ def read_history(streams: Sequence[int], start: datetime, end: datetime) -> pa.T
         & (pc.field("time") >= pa.scalar(start, moment_type))
         & (pc.field("time") <= pa.scalar(end, moment_type))
     )
-    return (
-        table.to_pyarrow_dataset()
-        .to_table(filter=expression)
-        .sort_by([("datastream_id", "ascending"), ("time", "ascending")])
+    if kinds:
+        expression = expression & pc.field("kind").isin(list(kinds))
+    return dataset.to_table(filter=expression).sort_by(
+        [("datastream_id", "ascending"), ("time", "ascending")]
     )
 
 
@@ -550,6 +614,7 @@ def prune(*, session: Session) -> dict[str, int]:
         for kind, days in settings.iot_retention().items():
             oldest = (now - timedelta(days=days)).date().isoformat()
             metrics = table.delete(f"kind = '{kind}' AND day < '{oldest}'")
+            forget_lake_view()
             lake_removed += int(metrics.get("num_deleted_rows", 0) or 0)
     return {"database": int(removed or 0), "lake": lake_removed}
 
@@ -560,4 +625,5 @@ def compact() -> int:
     if table is None:
         return 0
     metrics = table.optimize.compact(writer_properties=writer_properties())
+    forget_lake_view()
     return int(metrics.get("numFilesRemoved", 0))
