@@ -8,12 +8,14 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from browser.conftest import live_server
 from iot.iot_world import DAY, IotWorld
 from zhishe.cli import app
 from zhishe.core import clock
 from zhishe.iot import ingest
 
 runner = CliRunner()
+__all__ = ["live_server"]
 
 
 def zs(*args: str, code: int = 0) -> str:
@@ -89,3 +91,19 @@ def test_the_cli_refuses_what_the_service_refuses(iw: IotWorld, tmp_path: Path) 
     bad = tmp_path / "bad.csv"
     bad.write_text("site,code\nH1,x\n")
     assert "kind" in zs("iot", "import", str(bad), "--as", "op-steward", code=1)
+
+
+def test_simulate_provisions_households_and_sends_through_the_server(
+    iw: IotWorld, tmp_path: Path, live_server: str
+) -> None:
+    roster = tmp_path / "roster.json"
+    out = zs(
+        "iot", "simulate", "--households", "2", "--rate", "200", "--via", "http", "--url", live_server,
+        "--roster", str(roster), "--duration", "3600", "--speed", "1e9", "--start", "2026-11-02T00:00:00+08:00",
+        "--org", "op", "--as", "op-steward",
+    )  # fmt: skip
+    assert "2 households provisioned" in out and roster.exists()
+    assert '"failed": 0' in out and '"rejected": 0' in out
+    sent = int(out.split('"sent": ', 1)[1].split(",", 1)[0])
+    acknowledged = int(out.split('"acknowledged": ', 1)[1].split(",", 1)[0])
+    assert sent > 0 and acknowledged == sent
