@@ -157,7 +157,7 @@ class ChargingSession(Base):
     departure: Mapped[datetime] = mapped_column(UTCDateTime())
     energy_kwh: Mapped[float] = mapped_column(Float)
     max_kw: Mapped[float] = mapped_column(Float)
-    phase: Mapped[str] = mapped_column(String(4), default="")
+    phase: Mapped[str] = mapped_column(String(8), default="")
     delivered_kwh: Mapped[float] = mapped_column(Float, default=0.0)
     #: waiting | charging | left
     state: Mapped[str] = mapped_column(String(12), default="waiting", index=True)

@@ -294,14 +294,49 @@ def _insert_for(session: Session) -> Any:
 
 
 def _insert(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert the rows, skipping (datastream, time) pairs already stored; how many were new."""
-    insert = _insert_for(session)
+    """Insert the rows, skipping (datastream, time) pairs already stored; how many were new.
+
+    This is the hot path of ingestion, so it talks to the driver directly: an ``executemany`` on
+    SQLite (times written in SQLAlchemy's storage format for ``UTCDateTime``), one ``INSERT …
+    SELECT FROM unnest(…)`` on PostgreSQL. Both run inside the session's transaction.
+    """
     unique: dict[tuple[int, datetime], dict[str, Any]] = {}
     for row in rows:
         unique.setdefault((row["datastream_id"], row["time"]), row)
-    statement = insert(Reading).on_conflict_do_nothing(index_elements=["datastream_id", "time"])
-    returned = session.execute(statement.returning(Reading.datastream_id), list(unique.values()))
-    return len(returned.all())
+    connection = session.connection()
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    table = Reading.__tablename__
+    try:
+        if connection.dialect.name == "postgresql":
+            ids, times, values = [], [], []
+            for (stream, moment), row in unique.items():
+                ids.append(stream)
+                times.append(moment)
+                values.append(row["value"])
+            received = next(iter(unique.values()))["received_at"]
+            cursor.execute(
+                f"INSERT INTO {table} (datastream_id, time, value, received_at, flushed) "  # noqa: S608 - constant name
+                "SELECT d, t, v, %s, 0 FROM unnest(%s::bigint[], %s::timestamptz[], %s::float8[]) AS r(d, t, v) "
+                "ON CONFLICT (datastream_id, time) DO NOTHING",
+                (received, ids, times, values),
+            )
+        else:
+            cursor.executemany(
+                f"INSERT INTO {table} (datastream_id, time, value, received_at, flushed) "  # noqa: S608 - constant name
+                "VALUES (?, ?, ?, ?, 0) ON CONFLICT (datastream_id, time) DO NOTHING",
+                [
+                    (stream, _sqlite_time(moment), row["value"], _sqlite_time(row["received_at"]))
+                    for (stream, moment), row in unique.items()
+                ],
+            )
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """A UTC time as SQLAlchemy stores a ``UTCDateTime`` in SQLite."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _advance_latest(session: Session, rows: Iterable[dict[str, Any]]) -> None:

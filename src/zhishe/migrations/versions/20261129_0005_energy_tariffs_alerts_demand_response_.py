@@ -84,7 +84,7 @@ def upgrade() -> None:
         sa.Column("departure", sa.DateTime(timezone=True), nullable=False),
         sa.Column("energy_kwh", sa.Float(), nullable=False),
         sa.Column("max_kw", sa.Float(), nullable=False),
-        sa.Column("phase", sa.String(length=4), nullable=False),
+        sa.Column("phase", sa.String(length=8), nullable=False),
         sa.Column("delivered_kwh", sa.Float(), nullable=False),
         sa.Column("state", sa.String(length=12), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
