@@ -51,6 +51,12 @@ AS_USER = [
     ("bureau.admin", "exchange-dashboard", "/exchange/dashboard"),
     ("water.steward", "exchange-issue", "/exchange/issues/1"),
     ("police.steward", "opendata-manage", "/opendata/manage/household-register"),
+    ("resident.zhang", "energy-home", "/energy"),
+    ("operator.steward", "energy-community", "/energy/community/1"),
+    ("operator.dispatcher", "energy-alerts", "/energy/alerts"),
+    ("operator.steward", "energy-charging", "/energy/charging/2"),
+    ("operator.steward", "energy-dr", "/energy/dr"),
+    ("operator.steward", "iot-site", "/iot/sites/5"),
 ]
 
 
@@ -97,6 +103,9 @@ def main() -> None:
                     page.click("button[type=submit]")
                     page.wait_for_load_state()
                     page.goto(f"{args.base}{path}")
+                    for chart in ("#load-chart", "#community-chart", "#charging-chart"):
+                        if path.startswith("/energy") and page.locator(chart).count():
+                            page.wait_for_selector(f"{chart}[data-drawn='1']", timeout=20000)
                     if "dashboard" in path:
                         page.wait_for_selector("#chart-states[data-drawn='1']", timeout=20000)
                     if path.startswith("/opendata/manage/"):  # show a draft with its risk report

@@ -3,7 +3,8 @@ a transformer, and the alert queue with acknowledge and resolve."""
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import Any
 
 import orjson
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from zhishe.core import clock
+from zhishe.core.config import get_settings
 from zhishe.core.deps import IdPath, SessionDep
 from zhishe.core.errors import Conflict, Invalid
 from zhishe.core.i18n import T, localize
@@ -31,13 +33,30 @@ def _day(text: str) -> date | None:
         raise Invalid(T("day must be a date like 2026-11-02"), detail={"parameter": "day"}) from None
 
 
+def _local_forecast(result: dict[str, Any]) -> dict[str, Any]:
+    """A stored forecast with its times in local clock time, for the charts."""
+    tz = get_settings().tz
+    from datetime import datetime
+
+    return result | {
+        "times": [datetime.fromisoformat(t).astimezone(tz).isoformat() for t in result.get("times", [])]
+    }
+
+
 def reason_of(alert: Any) -> str:
     """An alert's reason in the reader's language."""
     return localize(T(alert.reason, **{k: str(v) for k, v in (alert.params or {}).items()}))
 
 
-def _points(series: list[tuple[Any, float]]) -> dict[str, list[Any]]:
-    return {"x": [t.isoformat() for t, _ in series], "y": [round(v, 4) for _, v in series]}
+def _points(series: Sequence[tuple[Any, float | None]]) -> dict[str, list[Any]]:
+    """A series for Plotly: local clock times (Plotly draws the clock time it is given), and no
+    value for buckets that have not happened yet."""
+    tz = get_settings().tz
+    now = clock.now()
+    return {
+        "x": [t.astimezone(tz).isoformat() for t, _ in series],
+        "y": [None if t + timedelta(minutes=15) > now or v is None else round(v, 4) for t, v in series],
+    }
 
 
 @router.get("/energy", response_class=HTMLResponse)
@@ -72,7 +91,7 @@ def household_page(
         },
     }
     if view.forecast is not None:
-        chart["forecast"] = view.forecast.result
+        chart["forecast"] = _local_forecast(view.forecast.result)
     return render(
         request,
         "energy/home.html",
@@ -125,7 +144,7 @@ def community_page(
     chart: dict[str, Any] = {name: _points(points) for name, points in view.series.items()}
     chart["limit"] = view.limit_kw
     if view.forecast is not None:
-        chart["forecast"] = view.forecast.result
+        chart["forecast"] = _local_forecast(view.forecast.result)
     return render(
         request,
         "energy/community.html",
@@ -305,6 +324,8 @@ def dr_event_page(request: Request, event_id: IdPath, session: SessionDep, actor
 @router.get("/energy/charging/{site_id}", response_class=HTMLResponse)
 def charging_page(request: Request, site_id: IdPath, session: SessionDep, actor: PageActor) -> Response:
     """A charging park: cars present or expected, the current plan under the limit, and its OCPP export."""
+    from datetime import datetime
+
     from zhishe.core.errors import NotFound
     from zhishe.energy import evcharging
 
@@ -318,7 +339,10 @@ def charging_page(request: Request, site_id: IdPath, session: SessionDep, actor:
         result = plan.result
         chart = {
             "plan": {
-                "x": result["slot_starts"],
+                "x": [
+                    datetime.fromisoformat(t).astimezone(get_settings().tz).isoformat()
+                    for t in result["slot_starts"]
+                ],
                 "base": result["base_load_kw"],
                 "ev": result["ev_load_kw"],
                 "grid": result["grid_load_kw"],
