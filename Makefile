@@ -59,6 +59,10 @@ bench: dev
 	$(BIN)/python bench/exchange_bench.py
 	$(BIN)/python bench/anonymise_bench.py
 	$(BIN)/python bench/opendata_query_bench.py
+	$(BIN)/python bench/iot_http_bench.py
+	$(BIN)/python bench/iot_mqtt_bench.py
+	$(BIN)/python bench/forecast_bench.py
+	$(BIN)/python bench/charging_bench.py
 
 lock: $(BIN)/python
 	$(BIN)/python tools/lock.py
