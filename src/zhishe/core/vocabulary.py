@@ -71,9 +71,15 @@ VOCABULARY = (
     N_("no motion in the {place} since {since}; usually {usual} ± {spread} min"),
     N_("the {place} has not opened since {since}; usually first at {usual} ± {spread} min"),
     N_("no {place} use since {since}; usually first at {usual} ± {spread} min"),
-    N_("no motion in the {place} for {gap} min, since {since}; at this time of day a pause is usually at most {usual} min"),
-    N_("the {place} has not opened for {gap} min, since {since}; at this time of day a pause is usually at most {usual} min"),
-    N_("no {place} use for {gap} min, since {since}; at this time of day a pause is usually at most {usual} min"),
+    N_(
+        "no motion in the {place} for {gap} min, since {since}; at this time of day a pause is usually at most {usual} min"
+    ),
+    N_(
+        "the {place} has not opened for {gap} min, since {since}; at this time of day a pause is usually at most {usual} min"
+    ),
+    N_(
+        "no {place} use for {gap} min, since {since}; at this time of day a pause is usually at most {usual} min"
+    ),
     N_("the counter fell from {before} to {after}: a restart from 0, so {counted} was counted"),
     N_(
         "the counter fell from {before} to {after}, too far for a restart from 0: taken as a new meter, "
