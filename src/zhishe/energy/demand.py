@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from zhishe.core import clock
+from zhishe.core.accounts import service as accounts
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, authorize
 from zhishe.core.config import get_settings
@@ -55,6 +56,7 @@ def create_program(
     *, session: Session, actor: Actor, org_id: int, name: str, description: str = ""
 ) -> DemandProgram:
     """A demand-response programme of the operator."""
+    accounts.get_org_or_raise(session=session, org_id=org_id)
     authorize(actor, "iot.operate", org_id=org_id, what="demand response")
     if not name.strip():
         raise Invalid(T("a programme needs a name"), detail={"field": "name"})

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zhishe.core import clock
+from zhishe.core.accounts import service as accounts
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, authorize
 from zhishe.core.config import get_settings
@@ -61,6 +62,7 @@ def create_tariff(
     definition: dict[str, Any],
 ) -> Tariff:
     """Add a tariff to a family; refused when it overlaps another of the family or is malformed."""
+    accounts.get_org_or_raise(session=session, org_id=org_id)
     authorize(actor, "iot.manage", org_id=org_id, what="tariffs")
     if carrier not in CARRIERS:
         raise Invalid(T("carrier must be electricity, water or gas"), detail={"field": "carrier"})
