@@ -30,6 +30,7 @@ __all__ = [
     "handle_errors",
     "keep_loaded",
     "maker",
+    "org_id_of",
     "resolve_actor",
     "transaction",
 ]
@@ -103,6 +104,19 @@ def resolve_actor(session: Session, username: str | None) -> Actor:
     if user is None or not user.is_active:
         raise NotFound(f"no active user called {username!r}", detail={"user": username})
     return actor_for_user(user, via="web")
+
+
+def org_id_of(session: Session, code: str | None, option: str = "--org") -> int | None:
+    """The id of the organisation with ``code`` (None when no code is given); Invalid if unknown."""
+    if not code:
+        return None
+    from zhishe.core.accounts import service as accounts
+    from zhishe.core.errors import Invalid
+
+    found = accounts.get_org_by_code(session=session, code=code)
+    if found is None:
+        raise Invalid(f"there is no organisation {code!r}", detail={"option": option})
+    return found.id
 
 
 def handle_errors(fn: F) -> F:

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from zhishe.core.cli_support import AS_USER, console, handle_errors, resolve_actor, transaction
+from zhishe.core.cli_support import AS_USER, console, handle_errors, org_id_of, resolve_actor, transaction
 from zhishe.core.errors import Invalid
 
 energy_app = typer.Typer(
@@ -41,7 +41,6 @@ def tariff_add(
     as_user: str = AS_USER,
 ) -> None:
     """Add a tariff; refused when malformed or overlapping another of its family."""
-    from zhishe.core.accounts import service as accounts
     from zhishe.energy import service
 
     try:
@@ -52,13 +51,12 @@ def tariff_add(
         raise Invalid(f"cannot read the tariff: {exc}") from exc
     with transaction() as session:
         actor = resolve_actor(session, as_user)
-        found = accounts.get_org_by_code(session=session, code=org)
-        if found is None:
-            raise Invalid(f"there is no organisation {org!r}", detail={"option": "--org"})
+        org_id = org_id_of(session, org)
+        assert org_id is not None  # --org is required
         row = service.create_tariff(
             session=session,
             actor=actor,
-            org_id=found.id,
+            org_id=org_id,
             family=family,
             carrier=carrier,
             name=name,

@@ -133,18 +133,23 @@ def _store(session: Session, site: Site, made: forecaster.Forecast) -> ForecastR
     return run
 
 
-def run_for_site(*, session: Session, actor: Actor, site_id: int) -> ForecastRun:
-    """Forecast the next day of a household (its residents, or the operator with consent) or a
-    transformer (the operator), backtesting the models to choose one."""
+def _site_for(session: Session, actor: Actor, site_id: int, action: str) -> Site:
+    """The site, if ``actor`` may see its forecasts: a household with detail, else ``action`` on it."""
     site = iot.get_site_or_raise(session=session, site_id=site_id)
     if site.kind == "household":
-        access = iot.site_access(session=session, actor=actor, site=site)
-        if not access.detail:
+        if not iot.site_access(session=session, actor=actor, site=site).detail:
             raise Forbidden(
                 T("this household has not consented to showing its own data"), detail={"site": site.code}
             )
     else:
-        authorize(actor, "iot.operate", org_id=site.org_id, what=f"site {site.code}")
+        authorize(actor, action, org_id=site.org_id, what=f"site {site.code}")
+    return site
+
+
+def run_for_site(*, session: Session, actor: Actor, site_id: int) -> ForecastRun:
+    """Forecast the next day of a household (its residents, or the operator with consent) or a
+    transformer (the operator), backtesting the models to choose one."""
+    site = _site_for(session, actor, site_id, "iot.operate")
     series = series_of(session, site)
     made = forecaster.forecast(series.times, series.kw)
     run = _store(session, site, made)
@@ -162,15 +167,7 @@ def run_for_site(*, session: Session, actor: Actor, site_id: int) -> ForecastRun
 
 def latest(*, session: Session, actor: Actor, site_id: int) -> ForecastRun:
     """The site's latest forecast, as the actor may see it."""
-    site = iot.get_site_or_raise(session=session, site_id=site_id)
-    if site.kind == "household":
-        access = iot.site_access(session=session, actor=actor, site=site)
-        if not access.detail:
-            raise Forbidden(
-                T("this household has not consented to showing its own data"), detail={"site": site.code}
-            )
-    else:
-        authorize(actor, "iot.read", org_id=site.org_id, what=f"site {site.code}")
+    site = _site_for(session, actor, site_id, "iot.read")
     run = session.scalars(
         select(ForecastRun)
         .where(ForecastRun.site_id == site.id)

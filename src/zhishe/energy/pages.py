@@ -198,22 +198,29 @@ async def alert_action(request: Request, alert_id: IdPath, session: SessionDep, 
     return redirect(f"/energy/alerts/{alert_id}")
 
 
-@router.get("/energy/dr", response_class=HTMLResponse)
-def dr_page(request: Request, session: SessionDep, actor: PageActor) -> Response:
-    """Demand-response programmes and events: create them, follow opt-outs, read the reports."""
+def _dr_context(session: Any, actor: Any, error: str | None = None) -> dict[str, Any]:
+    """What the demand-response page shows: events with their households, programmes, transformers."""
     from zhishe.energy import demand
 
     events = demand.list_events(session=session, actor=actor)
-    programs = demand.list_programs(session=session, actor=actor, org_id=actor.org_id) if actor.org_id else []
-    transformers = [s for s in iot.list_sites(session=session, actor=actor, kind="transformer", limit=1000)]
-    rows = [
-        {"event": e, "participants": demand.participants_of(session=session, event_id=e.id)} for e in events
-    ]
-    return render(
-        request,
-        "energy/dr.html",
-        {"rows": rows, "programs": programs, "transformers": transformers, "error": None, "report": None},
-    )
+    return {
+        "rows": [
+            {"event": e, "participants": demand.participants_of(session=session, event_id=e.id)}
+            for e in events
+        ],
+        "programs": demand.list_programs(session=session, actor=actor, org_id=actor.org_id)
+        if actor.org_id
+        else [],
+        "transformers": iot.list_sites(session=session, actor=actor, kind="transformer", limit=1000),
+        "error": error,
+        "report": None,
+    }
+
+
+@router.get("/energy/dr", response_class=HTMLResponse)
+def dr_page(request: Request, session: SessionDep, actor: PageActor) -> Response:
+    """Demand-response programmes and events: create them, follow opt-outs, read the reports."""
+    return render(request, "energy/dr.html", _dr_context(session, actor))
 
 
 @router.post("/energy/dr", response_class=HTMLResponse)
@@ -275,23 +282,8 @@ async def dr_action(request: Request, session: SessionDep, actor: PageActor) -> 
             raise Invalid(T("unknown action"), detail={"action": action})
     except (Invalid, Conflict) as exc:
         session.rollback()
-        events = demand.list_events(session=session, actor=actor)
         return render(
-            request,
-            "energy/dr.html",
-            {
-                "rows": [
-                    {"event": e, "participants": demand.participants_of(session=session, event_id=e.id)}
-                    for e in events
-                ],
-                "programs": demand.list_programs(session=session, actor=actor, org_id=actor.org_id)
-                if actor.org_id
-                else [],
-                "transformers": iot.list_sites(session=session, actor=actor, kind="transformer", limit=1000),
-                "error": exc.message,
-                "report": None,
-            },
-            status=exc.status_code,
+            request, "energy/dr.html", _dr_context(session, actor, exc.message), status=exc.status_code
         )
     return redirect("/energy/dr")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from zhishe.core.cli_support import AS_USER, console, handle_errors, resolve_actor, transaction
+from zhishe.core.cli_support import AS_USER, console, handle_errors, org_id_of, resolve_actor, transaction
 from zhishe.core.errors import Invalid
 
 iot_app = typer.Typer(
@@ -172,17 +172,11 @@ def site_add(
     as_user: str = AS_USER,
 ) -> None:
     """Create a site."""
-    from zhishe.core.accounts import service as accounts
     from zhishe.iot import service
 
     with transaction() as session:
         actor = resolve_actor(session, as_user)
-        org_id = None
-        if org:
-            found = accounts.get_org_by_code(session=session, code=org)
-            if found is None:
-                raise Invalid(f"there is no organisation {org!r}", detail={"option": "--org"})
-            org_id = found.id
+        org_id = org_id_of(session, org)
         parent_id = None
         if parent:
             above = service.get_site_by_code(session=session, code=parent)
@@ -330,7 +324,6 @@ def simulate_command(
     import json
     from datetime import datetime
 
-    from zhishe.core.accounts import service as accounts
     from zhishe.iot import simulate
 
     if via not in ("http", "mqtt"):
@@ -339,12 +332,7 @@ def simulate_command(
     if len(homes) < households:
         with transaction() as session:
             actor = resolve_actor(session, as_user)
-            org_id = None
-            if org:
-                found = accounts.get_org_by_code(session=session, code=org)
-                if found is None:
-                    raise Invalid(f"there is no organisation {org!r}", detail={"option": "--org"})
-                org_id = found.id
+            org_id = org_id_of(session, org)
             homes = simulate.provision(
                 session=session, actor=actor, households=households, org_id=org_id, seed=seed
             )
