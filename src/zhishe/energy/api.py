@@ -239,13 +239,7 @@ def run_forecast(site_id: IdPath, session: SessionDep, actor: CurrentActor) -> d
     """Forecast the next day of a household or transformer now (models backtested, the best used)."""
     from zhishe.energy import forecasting
 
-    run = forecasting.run_for_site(session=session, actor=actor, site_id=site_id)
-    return {
-        "id": run.id,
-        "site_id": run.site_id,
-        "made_at": run.made_at.isoformat(),
-        "model": run.model,
-    } | run.result
+    return _forecast(forecasting.run_for_site(session=session, actor=actor, site_id=site_id))
 
 
 @router.get("/forecasts/{site_id}")
@@ -253,7 +247,11 @@ def latest_forecast(site_id: IdPath, session: SessionDep, actor: CurrentActor) -
     """The latest day-ahead forecast of a household or transformer, with its baselines and backtest."""
     from zhishe.energy import forecasting
 
-    run = forecasting.latest(session=session, actor=actor, site_id=site_id)
+    return _forecast(forecasting.latest(session=session, actor=actor, site_id=site_id))
+
+
+def _forecast(run: Any) -> dict[str, Any]:
+    """A forecast run as JSON: its id, site, time and model, then the forecast itself."""
     return {
         "id": run.id,
         "site_id": run.site_id,
