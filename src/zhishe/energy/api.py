@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from zhishe.core.deps import CurrentActor, IdPath, SessionDep
 from zhishe.energy import alerts as alerts_
 from zhishe.energy import service
-from zhishe.energy.models import Alert, Tariff
+from zhishe.energy.models import Alert, ForecastRun, Tariff
 from zhishe.energy.pages import reason_of
 
 __all__ = ["router"]
@@ -250,7 +250,7 @@ def latest_forecast(site_id: IdPath, session: SessionDep, actor: CurrentActor) -
     return _forecast(forecasting.latest(session=session, actor=actor, site_id=site_id))
 
 
-def _forecast(run: Any) -> dict[str, Any]:
+def _forecast(run: ForecastRun) -> dict[str, Any]:
     """A forecast run as JSON: its id, site, time and model, then the forecast itself."""
     return {
         "id": run.id,
