@@ -97,17 +97,29 @@ def test_the_backtest_winner_is_the_model_in_use():
     exact = np.tile(week, 4)  # four identical weeks: the weekly naive makes no error at all
     noisy = exact + np.random.default_rng(6).normal(0, 1.0, exact.size)  # the naive doubles the noise
 
-    repeated = forecast(grid(exact.size), exact, windows=3)
+    repeated = forecast(grid(exact.size), exact, windows=7)
     assert repeated.backtest is not None and repeated.backtest.best == "snaive_week"
     assert repeated.model == "snaive_week" and repeated.backtest.scores["snaive_week"].mase == 0
     assert repeated.reason.startswith("snaive_week has the lowest MASE")
 
-    varied = forecast(grid(noisy.size), noisy, windows=3)
+    varied = forecast(grid(noisy.size), noisy, windows=7)
     assert varied.backtest is not None
     scores = varied.backtest.scores
     assert varied.model == "mstl" == min(scores, key=lambda name: scores[name].mase)
     assert scores["mstl"].mase < scores["snaive_week"].mase
     assert f"({scores['mstl'].mase:.3f})" in varied.reason
+
+
+def test_a_backtest_shorter_than_a_week_keeps_the_first_model_and_only_rescales_its_intervals():
+    week = np.tile(np.random.default_rng(5).uniform(1, 9, 336), 4)  # the weekly naive is exact
+    result = forecast(grid(week.size), week, windows=3)
+    assert result.backtest is not None and result.backtest.best == "snaive_week"
+    assert result.model == "mstl"
+    assert (
+        "is too short to choose by" in result.reason
+        and "there snaive_week had the lower MASE" in result.reason
+    )
+    assert any("rescaled" in note for note in result.notes)
 
 
 @pytest.mark.parametrize(
@@ -162,12 +174,13 @@ def test_a_model_that_cannot_run_is_reported_instead_of_raising():
 
 def test_a_constant_series_still_forecasts_its_value():
     y = np.full(21 * 48, 3.0)
-    result = forecast(grid(y.size), y, windows=3)
+    result = forecast(grid(y.size), y, windows=7)
     assert "the series is constant" in result.notes
     assert np.allclose(result.mean, 3.0)
     for lower, upper in result.intervals.values():
         assert np.allclose(lower, 3.0) and np.allclose(upper, 3.0)
     assert result.backtest is not None and result.backtest.scores[result.model].mase == 0
+    assert all(np.allclose(candidate.mean, 3.0) for candidate in result.candidates.values())
 
 
 def test_gaps_are_filled_by_interpolation_and_reported():

@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_MODELS",
     "MIN_HISTORY_DAYS",
     "MODELS",
+    "SELECT_WINDOWS",
     "Forecast",
     "ModelForecast",
     "backtest",
@@ -55,6 +56,9 @@ BoolArray = npt.NDArray[np.bool_]
 MIN_HISTORY_DAYS = 14  # refuse less: the weekly season needs two full weeks
 _MAX_MISSING = 0.2  # share of values that may be filled in
 _MAX_HORIZON_DAYS = 14
+#: A backtest chooses the model only with at least this many windows: shorter ones (every day of
+#: the week not yet compared) chose worse than always using MSTL (docs/benchmarks-forecast.md).
+SELECT_WINDOWS = 7
 _IN_PROCESS_BELOW = 8  # forecast_many runs smaller batches here: worker start-up costs about 2 s
 _NS_PER_DAY = 86_400 * 10**9
 _NS_PER_MINUTE = 60 * 10**9
@@ -145,8 +149,10 @@ def forecast(
     ``times`` are UTC-aware datetimes or numpy ``datetime64`` values (read as UTC) at a regular
     interval of 5 minutes to 12 hours; ``values`` are floats, ``nan`` or ``None`` where missing.
     With ``select``, every model (and both baselines) is backtested at ``windows`` origins
-    ``step`` values apart (default one day) and the one with the lowest MASE is used; without it,
-    the first of ``models`` that runs. Raises ``Invalid`` for input it cannot forecast.
+    ``step`` values apart (default one day) and the one with the lowest MASE is used (with fewer
+    than ``SELECT_WINDOWS`` windows the backtest only rescales the intervals); without it, or
+    without a backtest, the first of ``models`` that runs. Raises ``Invalid`` for input it cannot
+    forecast.
     """
     plan = _plan(
         horizon=horizon,
@@ -211,8 +217,10 @@ def forecast_many(
     row per value (columns ``unique_id``, ``ds``, ``y`` unless named otherwise). Each series gets
     exactly what ``forecast`` does, except that the backtest is lighter by default: one window
     instead of fourteen, on the same day of the week as the day forecast, a week before it
-    (``step`` defaults to a week here), so that a weekday is compared with a weekday. Every
-    series is checked before any is forecast; if one is refused, ``Invalid`` names it and
+    (``step`` defaults to a week here). One day is too short to choose by, so by default the
+    first model asked for (MSTL) is used unless it fails, with its intervals rescaled by that
+    day; ``windows=7, step=48`` chooses per series at about four times the time. Every series is
+    checked before any is forecast; if one is refused, ``Invalid`` names it and
     ``detail["refused"]`` lists them all (the first hundred).
     """
     plan = _plan(
@@ -463,7 +471,10 @@ def _split(
             raise Invalid(f"the frame has no column {column!r}")
     ids = np.asarray(series[id_column].to_numpy()).astype(str)
     stamps = _frame_times(series[time_column], library)
-    values = np.asarray(series[value_column].to_numpy(), dtype=np.float64)
+    column = series[value_column]
+    values = (
+        column.to_numpy(dtype=np.float64, na_value=np.nan) if library == "pandas" else column.to_numpy()
+    ).astype(np.float64)
     order = np.lexsort((stamps.astype(np.int64), ids))
     ids, stamps, values = ids[order], stamps[order], values[order]
     cuts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
@@ -605,30 +616,41 @@ def _interval_note(chosen: str, result: Backtest | None, levels: tuple[int, ...]
 def _choose(plan: _Plan, result: Backtest | None, ran: list[str], *, span: str) -> tuple[str, str]:
     """The model in use and the sentence that says why."""
     wanted = [name for name in plan.models if name in ran]
-    if result is not None and result.ranking:
-        usable = [name for name in result.ranking if name in ran]
-        if usable:
-            chosen = usable[0]
+    first = wanted[0] if wanted else next(name for name in BASELINES if name in ran)
+    usable = [name for name in result.ranking if name in ran] if result is not None else []
+    if result is not None and usable:
+        best = usable[0]
+        tested = f"a backtest of {result.windows} forecast(s) of {span}"
+        if result.windows >= SELECT_WINDOWS:
             compare = ", ".join(
-                f"{name} {result.scores[name].mase:.3f}" for name in result.scores if name != chosen
+                f"{name} {result.scores[name].mase:.3f}" for name in result.scores if name != best
             )
             reason = (
-                f"{chosen} has the lowest MASE ({result.scores[chosen].mase:.3f}) in a backtest of "
-                f"{result.windows} forecast(s) of {span} (others: {compare})"
+                f"{best} has the lowest MASE ({result.scores[best].mase:.3f}) in {tested} (others: {compare})"
             )
-            if usable[0] != result.ranking[0]:
+            if best != result.ranking[0]:
                 reason += f"; {result.ranking[0]} ranked first but failed on the full history"
-            return chosen, reason
-    chosen = wanted[0] if wanted else next(name for name in BASELINES if name in ran)
+            return best, reason
+        kept = next((name for name in wanted if name in usable), best)
+        reason = (
+            f"{kept}: the first model asked for that ran at every origin; {tested} is too short to choose by "
+            f"(at least {SELECT_WINDOWS} days are needed), so it only rescaled the intervals"
+        )
+        if best != kept:
+            reason += (
+                f" (there {best} had the lower MASE, {result.scores[best].mase:.3f} against "
+                f"{result.scores[kept].mase:.3f})"
+            )
+        return kept, reason
     if not plan.select or plan.windows == 0:
         why = "no backtest was asked for"
     elif result is not None and result.windows == 0:
         why = "the history is too short for a backtest"
     else:
         why = "no model ran at every backtest origin"
-    if plan.models[0] != chosen:
-        return chosen, f"{chosen}: {why}, and {plan.models[0]} could not forecast this series"
-    return chosen, f"{chosen}: {why}, so the first model asked for is used"
+    if plan.models[0] != first:
+        return first, f"{first}: {why}, and {plan.models[0]} could not forecast this series"
+    return first, f"{first}: {why}, so the first model asked for is used"
 
 
 def _forecast_chunk(items: list[tuple[str, _Series]], plan: _Plan) -> dict[str, Forecast]:
