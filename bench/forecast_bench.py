@@ -412,9 +412,7 @@ def bench_selection(count: int = 30) -> None:
             for label, settings in ways.items():
                 best = backtest(times[history], y[history], **settings).best or "mstl"
                 errors.setdefault(label, []).append(np.abs(actual - candidates[best].mean).mean() / scale)
-    print(
-        f"\n## Choosing by backtest: {count} households, 4 held-out days each, mean MASE of the model chosen"
-    )
+    print(f"\n## Choosing by backtest: {count} households, 4 held-out days each, mean MASE of the model used")
     for label, values in errors.items():
         print(f"{label}: {np.mean(values):.3f}")
 
