@@ -105,7 +105,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=_HERE / "core/web/static"), name="static")
     for router in (
-        opendata_api.query_router,  # first: the busiest public route, matched before all others
         accounts_api.router,
         audit_api.router,
         catalog_api.router,
