@@ -3,8 +3,10 @@
 Generates a seeded dataset (default 10,000,000 rows x 12 columns: ts, district (12 values), category
 (20 values), m1..m9), then in the same run times four queries three or four ways:
 
-- (a) ``engine``: ``soql.compile_query`` + ``ReleaseStore.execute`` on the release built from the
-  rows (sorted by ts, numbered by ``_row``), including the SoQL compilation;
+- (a) ``engine``: ``soql.compile_query`` + the release store on the release built from the rows
+  (sorted by ts, numbered by ``_row``), including the SoQL compilation, as the service runs it: a
+  page that is a range of positions is read from the release's rows file (``read_rows``), any
+  other query runs in DuckDB (``execute``); ``engine-sql`` is the same with every query in DuckDB;
 - (b) ``duckdb``: raw DuckDB on one unsorted Parquet file of the same rows;
 - (c) ``datasette``: Datasette over SQLite (indexes on district and ts) in a throwaway venv, through
   its JSON API (``?sql=``);
@@ -12,12 +14,16 @@ Generates a seeded dataset (default 10,000,000 rows x 12 columns: ts, district (
   service (model none, ordered by ts) and queried through ``zhishe serve``'s open-data API
   (``/opendata/api/v1/datasets/bench/query.json``) on one kept-alive HTTP connection, JSON parsed.
 
+(c) and (d) run with both servers up, their rounds alternating (``run_alternating``), so that load
+from other work on the machine falls on both alike.
+
 The goal is (d) faster than (c) on every query and within 2x of (b).
 
 Queries (``QUERIES``): a selective filter, a group-by, the first page ordered by ts, and page 1,000
 by keyset. Prints p50 and p95 over ``--rounds`` runs, and the ratios.
 
     .venv/bin/python bench/opendata_query_bench.py [--rows 10000000] [--rounds 15] [--no-datasette]
+        [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -153,8 +159,11 @@ def _p95(times: list[float]) -> float:
 # --- (a) our engine --------------------------------------------------------------------------------
 
 
-def engine_runner(store: ReleaseStore, key: str, sort_key: list[str]) -> Callable[[Query], Any]:
-    """Run a query through compile_query + ReleaseStore.execute, as the service will."""
+def engine_runner(
+    store: ReleaseStore, key: str, sort_key: list[str], *, by_position: bool = True
+) -> Callable[[Query], Any]:
+    """Run a query through compile_query + the release store, as the service does (pages that are
+    a range of positions from the rows file unless `by_position` is false)."""
     tokens: dict[str, str] = {}
 
     def token_for(q: Query) -> str:
@@ -168,9 +177,16 @@ def engine_runner(store: ReleaseStore, key: str, sort_key: list[str]) -> Callabl
 
     def run(q: Query) -> pa.Table:
         compiled = compile_query(q.soql, COLUMNS, after=token_for(q) if q.keyset else None, sort_key=sort_key)
-        result = store.execute(
-            {"data": key}, compiled.sql, compiled.params, timeout=30, max_rows=compiled.fetch_rows
+        span = compiled.row_range if by_position else None
+        result = (
+            store.read_rows(key, first=span.first, count=span.count, columns=span.columns)
+            if span is not None
+            else None
         )
+        if result is None:
+            result = store.execute(
+                {"data": key}, compiled.sql, compiled.params, timeout=30, max_rows=compiled.fetch_rows
+            )
         return compiled.page(result).rows
 
     return run
@@ -211,28 +227,46 @@ def _wait_for(port: int) -> None:
 # --- (c) Datasette ---------------------------------------------------------------------------------
 
 
-def datasette_setup(work: Path, table: pa.Table) -> tuple[subprocess.Popen[bytes], int]:
-    """A venv with datasette + sqlite-utils, the rows in SQLite with indexes, and a running server."""
-    venv = work / "venv"
+def datasette_setup(
+    work: Path, table: pa.Table, cache: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A venv with datasette + sqlite-utils, the rows in SQLite with indexes, and a running server.
+
+    With `cache`, the venv and the SQLite file are kept there and reused by later runs with as many
+    rows (the rows are seeded, so they are the same rows): loading 10M rows takes sqlite-utils
+    about half an hour on a busy machine.
+    """
+    home = cache if cache is not None else work
+    home.mkdir(parents=True, exist_ok=True)
+    venv = home / "venv"
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "datasette", "sqlite-utils"]
-    done = subprocess.run(pip, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"pip install datasette failed: {done.stderr[-2000:]}")
+    if not (venv / "bin" / "datasette").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "datasette", "sqlite-utils"]
+        done = subprocess.run(pip, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"pip install datasette failed: {done.stderr[-2000:]}")
     print(f"  datasette venv ready in {time.perf_counter() - t0:.1f} s", flush=True)
     t0 = time.perf_counter()
-    csv_path = work / "data.csv"
-    ts_text = pc.strftime(table.column("ts").cast(pa.timestamp("us")), format="%Y-%m-%dT%H:%M:%S")
-    text_table = table.set_column(0, "ts", ts_text)
-    pacsv.write_csv(text_table, csv_path)
-    db = work / "bench.db"
-    utils = str(venv / "bin" / "sqlite-utils")
-    subprocess.run([utils, "insert", str(db), "data", str(csv_path), "--csv"], check=True)
-    subprocess.run([utils, "create-index", str(db), "data", "district"], check=True)
-    subprocess.run([utils, "create-index", str(db), "data", "ts"], check=True)
-    csv_path.unlink()
-    print(f"  SQLite loaded and indexed in {time.perf_counter() - t0:.1f} s", flush=True)
+    folder = home / f"rows-{table.num_rows}"
+    folder.mkdir(exist_ok=True)
+    db = folder / "bench.db"
+    loaded = folder / "loaded"
+    if loaded.exists():
+        print(f"  SQLite file of an earlier run reused: {db}", flush=True)
+    else:
+        db.unlink(missing_ok=True)
+        csv_path = work / "data.csv"
+        ts_text = pc.strftime(table.column("ts").cast(pa.timestamp("us")), format="%Y-%m-%dT%H:%M:%S")
+        text_table = table.set_column(0, "ts", ts_text)
+        pacsv.write_csv(text_table, csv_path)
+        utils = str(venv / "bin" / "sqlite-utils")
+        subprocess.run([utils, "insert", str(db), "data", str(csv_path), "--csv"], check=True)
+        subprocess.run([utils, "create-index", str(db), "data", "district"], check=True)
+        subprocess.run([utils, "create-index", str(db), "data", "ts"], check=True)
+        csv_path.unlink()
+        loaded.touch()
+        print(f"  SQLite loaded and indexed in {time.perf_counter() - t0:.1f} s", flush=True)
     port = _free_port()
     server = subprocess.Popen(
         [
@@ -246,6 +280,21 @@ def datasette_setup(work: Path, table: pa.Table) -> tuple[subprocess.Popen[bytes
     return server, port
 
 
+def _fetch(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
+    """GET `path` on a kept-alive connection, connecting again once if the server closed it (as
+    uvicorn does after 5 idle seconds, e.g. while the other server answers a slow query)."""
+    for attempt in (1, 2):
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read()
+        except (http.client.RemoteDisconnected, ConnectionError):
+            conn.close()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def datasette_runner(port: int, keyset_ts: str) -> Callable[[Query], Any]:
     """Run a query through Datasette's JSON API on one kept-alive HTTP connection."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
@@ -254,11 +303,9 @@ def datasette_runner(port: int, keyset_ts: str) -> Callable[[Query], Any]:
         params = {"sql": q.sqlite_sql, "_shape": "array"}
         if q.keyset:
             params["t"] = keyset_ts
-        conn.request("GET", "/bench.json?" + urllib.parse.urlencode(params))
-        response = conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"datasette said {response.status}: {body[:300]!r}")
+        status, body = _fetch(conn, "/bench.json?" + urllib.parse.urlencode(params))
+        if status != 200:
+            raise RuntimeError(f"datasette said {status}: {body[:300]!r}")
         return json.loads(body)  # type: ignore[no-any-return]
 
     return run
@@ -349,11 +396,9 @@ def http_runner(port: int) -> Callable[[Query], Any]:
     path = "/opendata/api/v1/datasets/bench/query.json?"
 
     def get(params: dict[str, str]) -> dict[str, Any]:
-        conn.request("GET", path + urllib.parse.urlencode(params))
-        response = conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"zhishe said {response.status}: {body[:300]!r}")
+        status, body = _fetch(conn, path + urllib.parse.urlencode(params))
+        if status != 200:
+            raise RuntimeError(f"zhishe said {status}: {body[:300]!r}")
         return json.loads(body)  # type: ignore[no-any-return]
 
     tokens: dict[str, str] = {}
@@ -379,6 +424,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--no-datasette", action="store_true", help="skip (c), e.g. without network")
     parser.add_argument("--no-http", action="store_true", help="skip (d), the platform through HTTP")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="keep Datasette's venv and SQLite file here and reuse them"
+    )
     args = parser.parse_args()
     print(f"opendata query bench: {args.rows:,} rows, {args.rounds} rounds, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, DuckDB {duckdb.__version__}")  # fmt: skip
@@ -391,33 +439,61 @@ def main() -> None:
         print(f"  generated + Parquet in {time.perf_counter() - t0:.1f} s", flush=True)
         store = ReleaseStore(work / "store", threads=2)
         info = store.build("bench", parquet, order_by=["ts"])
-        print(f"  release built in {info.seconds:.1f} s ({info.bytes / 1e6:.0f} MB)", flush=True)
+        print(
+            f"  release built in {info.seconds:.1f} s ({info.bytes / 1e6:.0f} MB, rows file "
+            f"{info.rows_file_bytes / 1e6:.0f} MB)",
+            flush=True,
+        )
         sorted_ts = pc.sort_indices(table.column("ts"))
         keyset_ts = table.column("ts")[sorted_ts[(PAGE_NO - 1) * PAGE - 1].as_py()].as_py()
         qs = queries(DISTRICTS[3], CATEGORIES[7])
         results = {
             "engine": run_queries("engine", engine_runner(store, "bench", info.order_by), qs, args.rounds)
         }
+        results["engine-sql"] = run_queries(
+            "engine-sql", engine_runner(store, "bench", info.order_by, by_position=False), qs, args.rounds
+        )
         results["duckdb"] = run_queries("duckdb", duckdb_runner(parquet, keyset_ts), qs, args.rounds)
-        if not args.no_http:
-            zhishe_server, zhishe_port = platform_setup(work, parquet)
-            try:
-                results["http"] = run_queries("http", http_runner(zhishe_port), qs, args.rounds)
-            finally:
-                zhishe_server.terminate()
-                zhishe_server.wait(10)
-        server = None
-        if not args.no_datasette:
-            server, port = datasette_setup(work, table)
-            try:
-                ts_text = keyset_ts.strftime("%Y-%m-%dT%H:%M:%S")
-                results["datasette"] = run_queries(
-                    "datasette", datasette_runner(port, ts_text), qs, args.rounds
-                )
-            finally:
-                server.terminate()
-                server.wait(10)
+        servers: list[subprocess.Popen[bytes]] = []
+        runners: dict[str, Callable[[Query], Any]] = {}
+        try:
+            if not args.no_http:
+                zhishe_server, zhishe_port = platform_setup(work, parquet)
+                servers.append(zhishe_server)
+                runners["http"] = http_runner(zhishe_port)
+            if not args.no_datasette:
+                server, port = datasette_setup(work, table, args.cache_dir)
+                servers.append(server)
+                runners["datasette"] = datasette_runner(port, keyset_ts.strftime("%Y-%m-%dT%H:%M:%S"))
+            # Both servers are up: their rounds alternate, so both meet the same load on the machine.
+            results.update(run_alternating(runners, qs, args.rounds))
+        finally:
+            for running in servers:
+                running.terminate()
+                running.wait(10)
         report(results, qs)
+
+
+def run_alternating(
+    runners: dict[str, Callable[[Query], Any]], qs: list[Query], rounds: int
+) -> dict[str, dict[str, list[float]]]:
+    """Like ``run_queries`` for several runners at once: per query, one warm-up each, then `rounds`
+    rounds in which each runner runs once, the order turning round by round."""
+    out: dict[str, dict[str, list[float]]] = {name: {} for name in runners}
+    names = list(runners)
+    for q in qs:
+        for name in names:
+            runners[name](q)
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for i in range(rounds):
+            for name in names[i % len(names) :] + names[: i % len(names)]:
+                t0 = time.perf_counter()
+                runners[name](q)
+                times[name].append(time.perf_counter() - t0)
+        for name in names:
+            out[name][q.name] = times[name]
+            print(f"  {name:10s} {q.name:32s} p50 {_ms(statistics.median(times[name]))}", flush=True)
+    return out
 
 
 def report(results: dict[str, dict[str, list[float]]], qs: list[Query]) -> None:

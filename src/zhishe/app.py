@@ -46,6 +46,7 @@ from zhishe.iot import pages as iot_pages
 from zhishe.iot import sensorthings
 from zhishe.opendata import api as opendata_api
 from zhishe.opendata import pages as opendata_pages
+from zhishe.opendata.lane import QuickLane
 
 __all__ = ["create_app"]
 
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    app.add_middleware(QuickLane)  # inside the request context: short open-data pages, unrouted
     app.add_middleware(RequestContextMiddleware)
     for folder in (
         _HERE / "core/accounts/templates",
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=_HERE / "core/web/static"), name="static")
     for router in (
+        opendata_api.query_router,  # first: the busiest public route, matched before all others
         accounts_api.router,
         audit_api.router,
         catalog_api.router,

@@ -35,8 +35,8 @@ def normal(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def get(ow: OpenWorld, slug: str = "air", fmt: str = "json", **params: Any) -> Any:
-    return ow.client.get(QUERY.format(slug=slug, fmt=fmt), params=params)
+def get(ow: OpenWorld, slug: str = "air", fmt: str = "json", headers_: Any = None, **params: Any) -> Any:
+    return ow.client.get(QUERY.format(slug=slug, fmt=fmt), params=params, headers=headers_)
 
 
 def ok(response: Any) -> dict[str, Any]:
@@ -188,6 +188,117 @@ def test_offset_paging(air: OpenWorld) -> None:
     assert first.json()["next"] is None and first.json()["next_offset"] == 50
     rows, pages = walk(air, first)
     assert rows == all_groups and pages == 3
+
+
+def test_pages_in_release_order_come_from_the_rows_file_and_equal_duckdbs(
+    air: OpenWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zhishe.opendata import service
+    from zhishe.opendata.store import ReleaseStore
+
+    real = ReleaseStore.execute
+    queried: list[str] = []
+
+    def watched(self: ReleaseStore, keys: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+        queried.append(sql)
+        return real(self, keys, sql, *args, **kwargs)
+
+    monkeypatch.setattr(ReleaseStore, "execute", watched)
+
+    def answers() -> list[tuple[Any, ...]]:
+        first = get(air, **{"$order": "observed_at", "$limit": "10"})
+        pages = [
+            first,
+            get(air, **{"$order": "observed_at", "$limit": "10", "$next": first.json()["next"]}),
+            get(air, **{"$select": "station AS s, observed_at, location", "$limit": "25", "$offset": "130"}),
+            get(air, **{"$limit": "50", "$offset": "100"}),  # the last, partial page
+            get(air, **{"$offset": "1000", "$limit": "5"}),  # past the end
+            get(air, version=1, **{"$limit": "3"}),
+            get(air, fmt="csv", **{"$order": "observed_at", "$limit": "30"}),
+            get(air, **{"$order": "observed_at", "$limit": "300"}),  # longer than a quick page
+        ]
+        assert all(p.status_code == 200 for p in pages)
+        return [(p.text, {k: v for k, v in p.headers.items() if k != "x-request-id"}) for p in pages]
+
+    by_position = answers()
+    assert queried == []  # no DuckDB query for any of them
+    rows_files = list(service.release_store().root.glob("*.arrow"))
+    assert rows_files
+    for path in rows_files:
+        path.unlink()  # as for a release built before rows files existed
+    by_duckdb = answers()
+    assert len(queried) == 8
+    for mine, theirs in zip(by_position, by_duckdb, strict=True):
+        assert mine[0] == theirs[0]
+        assert {k: v for k, v in mine[1].items() if k != "x-ratelimit-remaining"} == {
+            k: v for k, v in theirs[1].items() if k != "x-ratelimit-remaining"
+        }
+    assert json.loads(by_position[1][0])["rows"] == json.loads(by_duckdb[1][0])["rows"] != []
+
+
+def test_short_pages_are_answered_by_the_lane_with_the_routes_headers_and_metrics(
+    air: OpenWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zhishe.core.observability import REGISTRY
+
+    routed: list[str] = []
+    for name in ("run", "run_cached", "run_quick"):
+        real = getattr(queries, name)
+
+        def watched(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            routed.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(queries, name, watched)
+    labels = {"method": "GET", "route": "/opendata/api/v1/datasets/{dataset}/query.{fmt}", "status": "200"}
+    before = REGISTRY.get_sample_value("zhishe_http_requests_total", labels) or 0
+    ok(get(air, **{"$limit": "1"}))  # the first look-up of the release goes through the route
+    assert routed == ["run_quick", "run_cached", "run"]
+    routed.clear()
+    page = get(air, **{"$order": "observed_at", "$limit": "10"}, headers_={"X-Request-ID": "lane-1"})
+    assert page.status_code == 200 and routed == []  # answered before routing
+    assert page.headers["x-request-id"] == "lane-1" and page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["x-ratelimit-limit"] and page.headers["x-release"] == "1"
+    assert (
+        page.headers["link"].startswith("</opendata/api/v1/datasets/air/query.json?") and page.json()["next"]
+    )
+    assert (REGISTRY.get_sample_value("zhishe_http_requests_total", labels) or 0) == before + 2
+    # the route answers (or refuses) these itself
+    for passed_on, status in [({"version": "01"}, 200), ({"$where": "aqi > 1"}, 200), ({"$limit": "x"}, 400)]:
+        routed.clear()
+        assert get(air, **passed_on).status_code == status and routed, passed_on
+    assert get(air, version="0").status_code == 422  # refused by the route's validation
+
+
+def test_short_pages_in_release_order_are_answered_at_once_like_the_others(air: OpenWorld) -> None:
+    from zhishe.core.config import get_settings
+    from zhishe.core.db import get_sessionmaker
+
+    params = {"$order": "observed_at", "$limit": "10", "$offset": "20"}
+    ok(get(air, **params))  # the process now knows the release
+    quick = queries.run_quick(slug="air", params=params)
+    assert quick is not None and len(quick.rows) == 10
+    with get_sessionmaker(get_settings().database_url).begin() as session:
+        other = queries.run(session=session, slug="air", params=params)
+    assert quick.rows == other.rows == expected_rows_json(air, 20, 30)
+    assert (quick.total, quick.next_offset, quick.next_token) == (other.total, 30, other.next_token)
+    assert quick.next_token is not None
+    for slow in [
+        {"$where": "aqi > 1"},
+        {"station": "东四"},
+        {"$q": "东四"},
+        {"$limit": "500"},
+        {"$order": "pm25"},
+        {"$select": "lower(station) AS s"},
+        {"$select": "station", "$group": "station"},
+    ]:
+        assert queries.run_quick(slug="air", params=slow) is None, slow
+    assert queries.run_quick(slug="nope", params=params) is None  # never looked up: the database decides
+
+
+def expected_rows_json(ow: OpenWorld, start: int, end: int) -> list[dict[str, Any]]:
+    """Rows ``start`` to ``end - 1`` of the air release as the API shows them."""
+    return list(ok(get(ow, **{"$limit": "50000"}))["rows"][start:end])
 
 
 def test_version_reproduces_an_old_release_after_a_new_one(air: OpenWorld) -> None:

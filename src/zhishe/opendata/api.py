@@ -59,8 +59,7 @@ async def public_quota(request: Request, response: Response) -> None:
         token_id = await run_in_threadpool(_token_id, secret)
         key, limit = f"opendata:token:{token_id}", settings.opendata_rate_token
     else:
-        host = request.client.host if request.client else "unknown"
-        key, limit = f"opendata:addr:{host}", settings.opendata_rate_anonymous
+        key, limit = address_quota(request.client.host if request.client else "unknown")
     limiter = _limiter(settings.rate_limit_url)
     window = settings.opendata_rate_window
     if isinstance(limiter, MemoryLimiter):
@@ -69,6 +68,16 @@ async def public_quota(request: Request, response: Response) -> None:
         decision = await run_in_threadpool(enforce, limiter, key, limit, window)
     response.headers["X-RateLimit-Limit"] = str(limit)
     response.headers["X-RateLimit-Remaining"] = str(decision.remaining)
+
+
+def address_quota(host: str) -> tuple[str, int]:
+    """The rate-limit key and limit of a caller without an app token."""
+    return f"opendata:addr:{host}", get_settings().opendata_rate_anonymous
+
+
+def limiter() -> RateLimiter:
+    """This process's limiter for the public API (in memory, or Redis when configured)."""
+    return _limiter(get_settings().rate_limit_url)
 
 
 def _token_id(secret: str) -> int:
@@ -372,7 +381,12 @@ def statistics(session: SessionDep) -> dict[str, Any]:
 _FORMATS_OF_QUERY = ("json", "csv", "ndjson")
 
 
-@public.get("/datasets/{dataset}/query.{fmt}", response_model=None)
+#: The query route alone, with the public router's rate limit: the app includes it before every
+#: other router, so that the busiest public route is matched first.
+query_router = APIRouter(prefix="/opendata/api/v1", tags=["open data"], dependencies=[Depends(public_quota)])
+
+
+@query_router.get("/datasets/{dataset}/query.{fmt}", response_model=None)
 async def query(
     dataset: str,
     fmt: str,
@@ -392,14 +406,60 @@ async def query(
             detail={"parameter": "format"},
         )
     params = soql_params(request)
+    path = request.url.path
+    # A short page in the release's own order, of a release this process knows, is read from the
+    # memory-mapped rows file in well under a millisecond: answered here, without a thread hop.
+    quick = queries.run_quick(slug=dataset, params=params, version=version) if fmt == "json" else None
+    if quick is not None:
+        quick_headers, quick_body = json_answer(quick, dataset, params, path, version)
+        quick_headers.update(quota_headers(response))
+        return Response(quick_body, media_type="application/json", headers=quick_headers)
 
-    def run() -> tuple[queries.QueryResult, list[dict[str, Any]] | None]:
-        with get_sessionmaker(get_settings().database_url).begin() as session:
-            result = queries.run(session=session, slug=dataset, params=params, version=version)
-        return result, result.rows if fmt == "json" else None
+    def run() -> tuple[queries.QueryResult, dict[str, str], bytes | None]:
+        result = queries.run_cached(slug=dataset, params=params, version=version)
+        if result is None:  # a release this process has not served lately: ask the database
+            with get_sessionmaker(get_settings().database_url).begin() as session:
+                result = queries.run(session=session, slug=dataset, params=params, version=version)
+        if fmt == "json":
+            headers, body = json_answer(result, dataset, params, path, version)
+            return result, headers, body
+        return result, _page_headers(result, params, path, version)[0], None
 
-    result, rows = await run_in_threadpool(run)  # one hop to a worker thread for the whole read
-    headers = {"X-Release": str(result.release.number), **quota_headers(response)}
+    # one hop to a worker thread for the whole read, the rows and their JSON
+    result, headers, body = await run_in_threadpool(run)
+    headers.update(quota_headers(response))
+    if body is not None:
+        return Response(body, media_type="application/json", headers=headers)
+    chunks = formats.stream(
+        fmt, iter(result.table.to_batches()), result.table.schema, tz=get_settings().timezone
+    )
+    return StreamingResponse(chunks, media_type=formats.media_type(fmt), headers=headers)
+
+
+def json_answer(
+    result: queries.QueryResult, dataset: str, params: dict[str, str], path: str, version: int | None
+) -> tuple[dict[str, str], bytes]:
+    """The headers and JSON body of a page."""
+    headers, next_url = _page_headers(result, params, path, version)
+    body = {
+        "dataset": dataset,
+        "release": result.release.number,
+        "columns": [{"name": c, "type": result.types.get(c, "")} for c in result.columns],
+        "rows": result.rows,
+        "total": result.total,
+        "estimated": result.estimated,
+        "next": result.next_token,
+        "next_offset": result.next_offset,
+        "next_url": next_url or None,
+    }
+    return headers, orjson.dumps(body)
+
+
+def _page_headers(
+    result: queries.QueryResult, params: dict[str, str], path: str, version: int | None
+) -> tuple[dict[str, str], str]:
+    """The headers of a page (release, total, ``Link`` to the next page) and the next page's URL."""
+    headers = {"X-Release": str(result.release.number)}
     next_url = ""
     if result.next_token or result.next_offset is not None:
         follow = {k: v for k, v in params.items() if k not in {"$next", "$offset"}}
@@ -409,27 +469,11 @@ async def query(
             follow["$offset"] = str(result.next_offset)
         if version is not None:
             follow["version"] = str(version)
-        next_url = f"{request.url.path}?{urlencode(follow)}"
+        next_url = f"{path}?{urlencode(follow)}"
         headers["Link"] = f'<{next_url}>; rel="next"'
     if result.total is not None:
         headers["X-Total-Count"] = str(result.total)
-    if fmt == "json":
-        body = {
-            "dataset": dataset,
-            "release": result.release.number,
-            "columns": [{"name": c, "type": result.types.get(c, "")} for c in result.columns],
-            "rows": rows,
-            "total": result.total,
-            "estimated": result.estimated,
-            "next": result.next_token,
-            "next_offset": result.next_offset,
-            "next_url": next_url or None,
-        }
-        return Response(orjson.dumps(body), media_type="application/json", headers=headers)
-    chunks = formats.stream(
-        fmt, iter(result.table.to_batches()), result.table.schema, tz=get_settings().timezone
-    )
-    return StreamingResponse(chunks, media_type=formats.media_type(fmt), headers=headers)
+    return headers, next_url
 
 
 def soql_params(request: Request) -> dict[str, str]:

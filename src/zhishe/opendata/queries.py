@@ -1,7 +1,9 @@
 """Public reads of published releases: SoQL queries, the SQL endpoint and downloads.
 
 Every read goes to the release's serving copy (``opendata.store``) with SQL that ``opendata.soql``
-or ``opendata.sqlapi`` built from an allow-listed syntax tree, under the per-request time limit.
+or ``opendata.sqlapi`` built from an allow-listed syntax tree, under the per-request time limit;
+a page that is a range of positions in the release's own order (``soql.RowRange``) is read from
+the release's rows file instead, with the same result.
 These reads are the public portal: they are counted (API calls, downloads) but not audited.
 """
 
@@ -17,15 +19,28 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
-from zhishe.catalog.lake import rows_to_dicts
 from zhishe.core.config import get_settings
 from zhishe.core.errors import Invalid
 from zhishe.core.i18n import T
 from zhishe.opendata import formats, service, soql, sqlapi, usage
+from zhishe.opendata.jsonrows import json_rows
 from zhishe.opendata.models import Release
 from zhishe.opendata.store import ROW_COLUMN, TABLE, QueryTimeout
 
-__all__ = ["Download", "QueryResult", "SqlResult", "download", "forget_totals", "run", "run_sql"]
+__all__ = [
+    "Download",
+    "QueryResult",
+    "QuickPage",
+    "SqlResult",
+    "answer_quick",
+    "download",
+    "forget_totals",
+    "plan_quick",
+    "run",
+    "run_cached",
+    "run_quick",
+    "run_sql",
+]
 
 #: The share of the time left that a query may spend on its exact total before estimating it.
 _COUNT_SHARE = 0.5
@@ -34,6 +49,10 @@ EXACT_ROWS = 1_000_000
 #: How long a big release may spend counting the groups of a grouped query.
 GROUP_COUNT_SECONDS = 0.2
 _FILTERS = frozenset({"$where", "$q", "$having"})
+#: The most rows, and the most characters of parameters, of a page ``run_quick`` answers.
+QUICK_ROWS = 200
+QUICK_TEXT_CHARS = 1_000
+_QUICK_PARAMETERS = frozenset({"$select", "$order", "$limit", "$offset", soql.NEXT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +71,7 @@ class QueryResult:
     @property
     def rows(self) -> list[dict[str, Any]]:
         """The page's rows as JSON-ready dicts."""
-        return rows_to_dicts(_whole_numbers(self.table), get_settings().tz)
+        return json_rows(_whole_numbers(self.table), get_settings().tz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +85,7 @@ class SqlResult:
     @property
     def rows(self) -> list[dict[str, Any]]:
         """The rows as JSON-ready dicts."""
-        return rows_to_dicts(_whole_numbers(self.table), get_settings().tz)
+        return json_rows(_whole_numbers(self.table), get_settings().tz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +126,69 @@ def run(
 ) -> QueryResult:
     """One page of a SoQL query on release ``version`` (the newest when None) of an open dataset."""
     release = service.served_release(session, slug, version)
+    return _run(release, params, want_total=want_total, count_api_call=count_api_call)
+
+
+def run_cached(*, slug: str, params: Mapping[str, str], version: int | None = None) -> QueryResult | None:
+    """``run`` without a database session, when this process knows the release already
+    (``service.cached_release``); None when it does not (then use ``run``)."""
+    release = service.cached_release(slug, version)
+    if release is None:
+        return None
+    return _run(release, params, want_total=True, count_api_call=True)
+
+
+@dataclass(frozen=True, slots=True)
+class QuickPage:
+    """A short page read by position and not answered yet (see ``plan_quick``)."""
+
+    release: service.ServedRelease
+    params: Mapping[str, str]
+    compiled: soql.CompiledQuery
+    table: pa.Table
+
+
+def plan_quick(*, slug: str, params: Mapping[str, str], version: int | None = None) -> QuickPage | None:
+    """The page of ``run`` read at once, when that needs no I/O and little time, without counting it
+    or any other side effect: the release is known to this process, the query is only
+    ``$select``, ``$order``, ``$limit``, ``$offset`` and ``$next`` in at most ``QUICK_TEXT_CHARS``
+    characters, and its page is a range of positions of at most ``QUICK_ROWS`` rows with a rows
+    file to read it from. None otherwise, also for a query the compiler refuses (then ``run``
+    reports it)."""
+    if not params.keys() <= _QUICK_PARAMETERS or sum(map(len, params.values())) > QUICK_TEXT_CHARS:
+        return None
+    release = service.cached_release(slug, version)
+    if release is None:
+        return None
+    try:
+        compiled = soql.compile_query(
+            params, release.types, sort_key=release.order_by, timezone=get_settings().timezone
+        )
+    except soql.BadQuery:
+        return None
+    if compiled.row_range is None or compiled.row_range.count > QUICK_ROWS + 1:
+        return None
+    table = _by_position(service.release_store(), release.store_key, compiled.row_range)
+    if table is None:
+        return None
+    return QuickPage(release=release, params=params, compiled=compiled, table=table)
+
+
+def answer_quick(page: QuickPage) -> QueryResult:
+    """The answer to a page from ``plan_quick``, counted as an API call."""
+    return _answer(page.release, page.params, page.compiled, page.table, want_total=True, count_api_call=True)
+
+
+def run_quick(*, slug: str, params: Mapping[str, str], version: int | None = None) -> QueryResult | None:
+    """``run`` when ``plan_quick`` finds the page (so the caller may answer on the event loop);
+    None otherwise (then use ``run`` or ``run_cached`` in a worker thread)."""
+    page = plan_quick(slug=slug, params=params, version=version)
+    return None if page is None else answer_quick(page)
+
+
+def _run(
+    release: service.ServedRelease, params: Mapping[str, str], *, want_total: bool, count_api_call: bool
+) -> QueryResult:
     compiled = soql.compile_query(
         params, release.types, sort_key=release.order_by, timezone=get_settings().timezone
     )
@@ -114,12 +196,35 @@ def run(
     limit = get_settings().opendata_query_timeout
     keys = {TABLE: release.store_key}
     started = time.monotonic()
-    result = store.execute(keys, compiled.sql, compiled.params, timeout=limit, max_rows=compiled.fetch_rows)
+    result = _by_position(store, release.store_key, compiled.row_range)
+    if result is None:
+        result = store.execute(
+            keys, compiled.sql, compiled.params, timeout=limit, max_rows=compiled.fetch_rows
+        )
+    left = limit - (time.monotonic() - started)
+    return _answer(
+        release, params, compiled, result, want_total=want_total, count_api_call=count_api_call, left=left
+    )
+
+
+def _answer(
+    release: service.ServedRelease,
+    params: Mapping[str, str],
+    compiled: soql.CompiledQuery,
+    result: pa.Table,
+    *,
+    want_total: bool,
+    count_api_call: bool,
+    left: float | None = None,
+) -> QueryResult:
+    """The page in `result`, with its total (within `left` seconds, the time limit by default)."""
+    store = service.release_store()
+    keys = {TABLE: release.store_key}
     page = compiled.page(result)
+    if left is None:
+        left = get_settings().opendata_query_timeout
     total, estimated = (
-        _cached_total(store, keys, compiled, release, params, limit - (time.monotonic() - started))
-        if want_total
-        else (None, False)
+        _cached_total(store, keys, compiled, release, params, left) if want_total else (None, False)
     )
     if count_api_call:
         usage.count(release.dataset_id, api_calls=1)
@@ -134,6 +239,17 @@ def run(
         next_token=page.next,
         next_offset=page.next_offset,
     )
+
+
+def _by_position(store: Any, key: str, row_range: soql.RowRange | None) -> pa.Table | None:
+    """The page read by position from the release's rows file, when it is a range of positions and
+    the file is there (None otherwise: then DuckDB runs the query)."""
+    if row_range is None:
+        return None
+    table: pa.Table | None = store.read_rows(
+        key, first=row_range.first, count=row_range.count, columns=row_range.columns
+    )
+    return table
 
 
 #: Totals already found, by release and filter. A release never changes, so neither do they; a

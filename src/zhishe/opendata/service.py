@@ -852,11 +852,11 @@ def served_release(session: Session, slug: str, number: int | None) -> ServedRel
     """Release ``number`` (the newest when None) of an open dataset, cached for the query path."""
     import time
 
+    found = cached_release(slug, number)
+    if found is not None:
+        return found
     key = (slug, number)
-    hit = _served.get(key)
     now = time.monotonic()
-    if hit is not None and (number is not None or now - hit[0] < SERVED_TTL_SECONDS):
-        return hit[1]
     opened = public_dataset(session=session, slug=slug)
     release = public_release(opened, number)
     value = ServedRelease(
@@ -873,6 +873,17 @@ def served_release(session: Session, slug: str, number: int | None) -> ServedRel
         _served.clear()
     _served[key] = (now, value)
     return value
+
+
+def cached_release(slug: str, number: int | None) -> ServedRelease | None:
+    """What ``served_release`` would answer from its cache, without the database; None if it would
+    have to look (never seen, or the newest release's answer is older than ``SERVED_TTL_SECONDS``)."""
+    import time
+
+    hit = _served.get((slug, number))
+    if hit is not None and (number is not None or time.monotonic() - hit[0] < SERVED_TTL_SECONDS):
+        return hit[1]
+    return None
 
 
 def forget_served() -> None:

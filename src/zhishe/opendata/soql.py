@@ -18,13 +18,20 @@ naming the parameter in the message and in ``detail["parameter"]``.
 
 Paging: without ``$group`` or aggregates, pages are ordered by the ``$order`` keys and then the
 hidden ``_row``, and ``CompiledQuery.page`` builds the ``$next`` token from the last row, so page
-1,000 costs what page 1 costs. Grouped queries page by ``$offset`` only.
+1,000 costs what page 1 costs. Grouped queries page by ``$offset`` only. A page with no filter and
+no expression, in the release's own order, is a range of ``_row``: ``CompiledQuery.row_range``
+says which, so that the store can read it by position instead of running the SQL.
+
+Everything but the paging parameters (``$next``, ``$offset``, ``$limit``) is compiled once per
+distinct query and kept (``_Shape``), so the next page of a query is not parsed again.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -57,6 +64,7 @@ __all__ = [
     "BadQuery",
     "CompiledQuery",
     "Page",
+    "RowRange",
     "check_text",
     "compile_query",
 ]
@@ -71,6 +79,8 @@ DEFAULT_LIMIT = 1_000
 MAX_LIMIT = 50_000
 #: The largest ``$offset`` accepted (use ``$next`` to go further).
 MAX_OFFSET = 100_000_000
+#: The highest first position a page is read from by position (a forged token can ask for any).
+MAX_ROW_POSITION = 2**62
 #: The longest parameter accepted, in UTF-8 bytes.
 MAX_PARAM_BYTES = 32_768
 #: The most tokens in one parameter.
@@ -93,6 +103,14 @@ ESTIMATE_SAMPLE_PERCENT = 1.0
 ESTIMATE_SAMPLE_ROWS = 100_000
 
 _DIALECT = "duckdb"
+#: The parameters that say where a page starts or how long it is; the rest is the query's shape.
+_PAGING = frozenset({NEXT, "$offset", "$limit"})
+#: Shapes of queries kept, so that the next page of a query (or the same page again) is not parsed
+#: and compiled again; only queries whose texts total up to ``_CACHED_TEXT_CHARS`` characters.
+_CACHED_SHAPES = 1_024
+_CACHED_TEXT_CHARS = 4_000
+_SHAPES: OrderedDict[tuple[Any, ...], _Shape] = OrderedDict()
+_shapes_lock = threading.Lock()
 _INT64 = 2**63 - 1
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _TYPES = {
@@ -194,6 +212,18 @@ class Page:
 
 
 @dataclass(frozen=True)
+class RowRange:
+    """A page that is a range of positions in the release's own order: no filter, no expression,
+    ordered as the release is stored (or not at all). ``ReleaseStore.read_rows`` reads it without
+    a query, and gives what ``sql`` would."""
+
+    first: int
+    count: int
+    #: (name in the result, column of the release or ``_row``): the shown columns, then the hidden keys.
+    columns: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
 class CompiledQuery:
     """The DuckDB SQL of one page of a SoQL query over the view named `table`, and how to page it.
 
@@ -213,6 +243,8 @@ class CompiledQuery:
     _fingerprint: str = field(repr=False)
     _count: tuple[str, list[Any]] = field(repr=False)
     _estimate: tuple[str, list[Any]] | None = field(repr=False)
+    #: The page as a range of positions, when it is one (see ``RowRange``); else None.
+    row_range: RowRange | None = None
 
     @property
     def fetch_rows(self) -> int:
@@ -254,7 +286,7 @@ class CompiledQuery:
         rows = result.slice(0, self.limit)
         token: str | None = None
         if more and self.keyset and self.limit > 0:
-            last = rows.slice(self.limit - 1, 1).select(self._hidden).to_pylist()[0]
+            last = {name: rows.column(name)[self.limit - 1].as_py() for name in self._hidden}
             token = self.next_token(last)
         next_offset = self.offset + self.limit if more and (not self.keyset or self.offset) else None
         return Page(rows=rows.drop_columns(self._hidden), next=token, next_offset=next_offset)
@@ -308,6 +340,33 @@ class _Expr:
     shown: str = ""
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """A compiled query apart from where its page starts and how long it is (immutable, shared)."""
+
+    where: tuple[_Expr, ...]
+    aggregated: bool
+    #: The order keys, then ``_row`` (or the group keys, for a grouped query).
+    order_keys: tuple[tuple[_Expr, bool], ...]
+    hidden: tuple[str, ...]
+    fingerprint: str
+    in_file_order: bool
+    by_position: tuple[tuple[str, str], ...] | None
+    columns: tuple[tuple[str, str], ...]
+    items: tuple[str, ...]
+    item_params: tuple[Any, ...]
+    where_sql: str
+    where_params: tuple[Any, ...]
+    group_sql: str
+    group_params: tuple[Any, ...]
+    having_sql: str
+    having_params: tuple[Any, ...]
+    keys: tuple[str, ...]
+    key_params: tuple[Any, ...]
+    count: tuple[str, tuple[Any, ...]]
+    estimate: tuple[str, tuple[Any, ...]] | None
+
+
 class _Builder:
     def __init__(
         self,
@@ -340,6 +399,90 @@ class _Builder:
                 )
         limit = self._number("$limit", self.default_limit, self.max_limit)
         offset = self._number("$offset", 0, MAX_OFFSET)
+        shape = self._shape()
+        token = self.texts.get(NEXT)
+        keyset = _Expr("TRUE", "boolean")
+        values: list[Any] = []
+        if shape.aggregated and token is not None:
+            raise _bad(NEXT, "grouped queries page by $offset only", reason="next")
+        if token is not None:
+            if "$offset" in self.texts:
+                raise _bad(NEXT, "use either $next or $offset, not both", reason="next")
+            try:
+                values = paging.decode(token, shape.fingerprint, len(shape.order_keys))
+            except paging.TokenError as exc:
+                raise _bad(NEXT, str(exc), reason="token") from None
+            if not isinstance(values[-1], int):
+                raise _bad(NEXT, "the token is garbled: the row number is missing", reason="token")
+            keyset = self._after(list(shape.order_keys), values)
+        keys = shape.keys
+        offset_sql_zero = False
+        row_range: RowRange | None = None
+        if shape.in_file_order:
+            # The file is in this order already, and DuckDB keeps it (preserve_insertion_order).
+            keys = ()
+            if token is not None:
+                keyset = _Expr(f"({_quote(ROW_COLUMN)} > ?)", "boolean", params=(values[-1],))
+            if not shape.where:
+                # Unfiltered: the page is a range of _row, which the zonemaps find directly.
+                first = (values[-1] + 1 if token is not None else 0) + offset
+                keyset = _Expr(
+                    f"({_quote(ROW_COLUMN)} >= ? AND {_quote(ROW_COLUMN)} < ?)",
+                    "boolean",
+                    params=(first, first + limit + 1),
+                )
+                offset_sql_zero = True
+                if shape.by_position is not None and 0 <= first <= MAX_ROW_POSITION:
+                    row_range = RowRange(first=first, count=limit + 1, columns=list(shape.by_position))
+        sql = (
+            f"SELECT {', '.join(shape.items)} FROM {_quote(self.table)} WHERE {shape.where_sql} AND {keyset.sql}"  # noqa: S608 (compiled from the allow-listed tree)
+            f"{shape.group_sql}{shape.having_sql}"
+            + (f" ORDER BY {', '.join(keys)}" if keys else "")
+            + f" LIMIT {limit + 1} OFFSET {0 if offset_sql_zero else offset}"
+        )
+        params = [
+            *shape.item_params,
+            *shape.where_params,
+            *keyset.params,
+            *shape.group_params,
+            *shape.having_params,
+            *(shape.key_params if keys else ()),
+        ]
+        return CompiledQuery(
+            sql=sql,
+            params=params,
+            columns=dict(shape.columns),
+            limit=limit,
+            offset=offset,
+            keyset=not shape.aggregated,
+            table=self.table,
+            _hidden=list(shape.hidden),
+            _fingerprint=shape.fingerprint,
+            _count=(shape.count[0], list(shape.count[1])),
+            _estimate=None if shape.estimate is None else (shape.estimate[0], list(shape.estimate[1])),
+            row_range=row_range,
+        )
+
+    def _shape(self) -> _Shape:
+        """The query apart from its paging, from the cache when the same query was compiled before."""
+        texts = tuple((k, v) for k, v in self.texts.items() if k not in _PAGING)
+        key = (texts, tuple(self.columns.items()), self.table, tuple(self.sort_key), str(self.zone))
+        cached = sum(len(k) + len(v) for k, v in texts) <= _CACHED_TEXT_CHARS
+        if cached:
+            with _shapes_lock:
+                found = _SHAPES.get(key)
+                if found is not None:
+                    _SHAPES.move_to_end(key)
+                    return found
+        shape = self._new_shape()
+        if cached:
+            with _shapes_lock:
+                _SHAPES[key] = shape
+                while len(_SHAPES) > _CACHED_SHAPES:
+                    _SHAPES.popitem(last=False)
+        return shape
+
+    def _new_shape(self) -> _Shape:
         select = self._select()
         where = self._conditions()
         group = self._group()
@@ -374,12 +517,8 @@ class _Builder:
             having_params,
             [(e.sql, e.params, desc) for e, desc in order],
         )
-        token = self.texts.get(NEXT)
         hidden: list[str] = []
-        keyset = _Expr("TRUE", "boolean")
         if aggregated:
-            if token is not None:
-                raise _bad(NEXT, "grouped queries page by $offset only", reason="next")
             order_keys += [(g, False) for g in group]
         else:
             order_keys.append((_Expr(_quote(ROW_COLUMN), "number"), False))
@@ -387,46 +526,8 @@ class _Builder:
             hidden = [_hidden_name(i, used) for i in range(len(order_keys))]
             items += [f"{e.sql} AS {_quote(h)}" for (e, _), h in zip(order_keys, hidden, strict=True)]
             item_params += [v for e, _ in order_keys for v in e.params]
-            if token is not None:
-                if "$offset" in self.texts:
-                    raise _bad(NEXT, "use either $next or $offset, not both", reason="next")
-                try:
-                    values = paging.decode(token, fingerprint, len(order_keys))
-                except paging.TokenError as exc:
-                    raise _bad(NEXT, str(exc), reason="token") from None
-                if not isinstance(values[-1], int):
-                    raise _bad(NEXT, "the token is garbled: the row number is missing", reason="token")
-                keyset = self._after(order_keys, values)
         keys = [f"{e.sql} {'DESC NULLS LAST' if desc else 'ASC NULLS FIRST'}" for e, desc in order_keys]
-        offset_sql_zero = False
-        if not aggregated and self._in_file_order(order):
-            # The file is in this order already, and DuckDB keeps it (preserve_insertion_order).
-            keys = []
-            if token is not None:
-                keyset = _Expr(f"({_quote(ROW_COLUMN)} > ?)", "boolean", params=(values[-1],))
-            if not where:
-                # Unfiltered: the page is a range of _row, which the zonemaps find directly.
-                first = (values[-1] + 1 if token is not None else 0) + offset
-                keyset = _Expr(
-                    f"({_quote(ROW_COLUMN)} >= ? AND {_quote(ROW_COLUMN)} < ?)",
-                    "boolean",
-                    params=(first, first + limit + 1),
-                )
-                offset_sql_zero = True
-        sql = (
-            f"SELECT {', '.join(items)} FROM {_quote(self.table)} WHERE {where_sql} AND {keyset.sql}"  # noqa: S608 (compiled from the allow-listed tree)
-            f"{group_sql}{having_sql}"
-            + (f" ORDER BY {', '.join(keys)}" if keys else "")
-            + f" LIMIT {limit + 1} OFFSET {0 if offset_sql_zero else offset}"
-        )
-        params = [
-            *item_params,
-            *where_params,
-            *keyset.params,
-            *group_params,
-            *having_params,
-            *(v for e, _ in order_keys for v in e.params if keys),
-        ]
+        in_file_order = not aggregated and self._in_file_order(order)
         if aggregated:
             count = (
                 f"SELECT count(*) FROM (SELECT 1 FROM {_quote(self.table)} WHERE {where_sql}"  # noqa: S608 (compiled from the allow-listed tree)
@@ -442,19 +543,41 @@ class _Builder:
                 f"{_quote(self.table)}{{sample}}) AS s",
                 where_params,
             )
-        return CompiledQuery(
-            sql=sql,
-            params=params,
-            columns=out_columns,
-            limit=limit,
-            offset=offset,
-            keyset=not aggregated,
-            table=self.table,
-            _hidden=hidden,
-            _fingerprint=fingerprint,
-            _count=count,
-            _estimate=estimate,
+        by_position = self._by_position(select, order_keys, hidden) if in_file_order and not where else None
+        return _Shape(
+            where=tuple(where),
+            aggregated=aggregated,
+            order_keys=tuple(order_keys),
+            hidden=tuple(hidden),
+            fingerprint=fingerprint,
+            in_file_order=in_file_order,
+            by_position=by_position,
+            columns=tuple(out_columns.items()),
+            items=tuple(items),
+            item_params=tuple(item_params),
+            where_sql=where_sql,
+            where_params=tuple(where_params),
+            group_sql=group_sql,
+            group_params=tuple(group_params),
+            having_sql=having_sql,
+            having_params=tuple(having_params),
+            keys=tuple(keys),
+            key_params=tuple(v for e, _ in order_keys for v in e.params),
+            count=(count[0], tuple(count[1])),
+            estimate=None if estimate is None else (estimate[0], tuple(estimate[1])),
         )
+
+    def _by_position(
+        self, select: list[tuple[str, _Expr]], order_keys: list[tuple[_Expr, bool]], hidden: list[str]
+    ) -> tuple[tuple[str, str], ...] | None:
+        """The result's columns as (name, column of the release or ``_row``), when every one is a
+        bare column (nothing to compute), so that a page can be read by position; else None."""
+        columns = {_quote(name): name for name in self.columns}
+        columns[_quote(ROW_COLUMN)] = ROW_COLUMN
+        items = [*select, *((h, e) for (e, _), h in zip(order_keys, hidden, strict=True))]
+        if any(e.sql not in columns or e.params or e.agg for _, e in items):
+            return None
+        return tuple((name, columns[e.sql]) for name, e in items)
 
     def _number(self, name: str, default: int, maximum: int) -> int:
         text = self.texts.get(name)

@@ -11,8 +11,14 @@ A release is immutable, so it is laid out once, at publish time, for the queries
   what "plain DuckDB on an unsorted Parquet" lacks (design/MEASURED.md). No ART index is built: on
   this layout every benchmark query already runs in a few milliseconds, and an index would double
   the file and the build time (bench/opendata_query_bench.py prints the figures).
-- The file is written to a temporary name beside its final one and renamed, so a crash never leaves
-  a half-built release under its key.
+- Beside it, ``<root>/<key>.arrow`` holds the same rows in the same order as an Arrow IPC file
+  (``opendata.rowfile``): a page in the release's own order with no filter is a range of ``_row``,
+  which ``read_rows`` slices out of a memory map in microseconds, where DuckDB needs about a
+  millisecond for any query. It costs disk: uncompressed, it is about three times the DuckDB file.
+  A release built before it existed, or whose rows file is missing, is served by DuckDB alone.
+- Both files are written to temporary names beside their final ones and renamed (the old rows
+  file removed first, the DuckDB file renamed before the rows file), so a crash never leaves a
+  half-built release, nor a rows file that belongs to another build, under its key.
 
 Queries run on in-memory DuckDB connections, cached per process and per set of releases, that
 ATTACH the release files READ_ONLY and then lock themselves down the way ``exchange.sqlguard``
@@ -42,6 +48,7 @@ import pyarrow.dataset as pads
 
 from zhishe.core.errors import Invalid, NotFound, ZhisheError
 from zhishe.core.sqlsafe import PATH, clean
+from zhishe.opendata import rowfile
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -65,6 +72,7 @@ _REINTERRUPT_SECONDS = 0.01
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 _SUFFIX = ".duckdb"
+_ROWS_SUFFIX = ".arrow"
 
 
 class QueryTimeout(ZhisheError):
@@ -93,6 +101,8 @@ class BuildInfo:
     order_by: list[str]
     bytes: int
     seconds: float
+    #: The size of the rows file (``<key>.arrow``) written beside it.
+    rows_file_bytes: int = 0
 
 
 @dataclass
@@ -130,6 +140,7 @@ class ReleaseStore:
         self.max_connections = max_connections
         self._cache: OrderedDict[tuple[str, ...], _Attached] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._row_files = rowfile.RowFiles(max_open=max_connections * 2)
 
     # --- files ------------------------------------------------------------------------------------
 
@@ -142,6 +153,10 @@ class ReleaseStore:
             )
         return self.root / f"{key}{_SUFFIX}"
 
+    def rows_path(self, key: str) -> Path:
+        """The rows file of release `key` (see ``opendata.rowfile``)."""
+        return self.path(key).with_suffix(_ROWS_SUFFIX)
+
     def exists(self, key: str) -> bool:
         """Whether release `key` has been built."""
         return self.path(key).is_file()
@@ -152,6 +167,8 @@ class ReleaseStore:
         with self._cache_lock:
             for keys in [k for k in self._cache if key in k]:
                 del self._cache[keys]  # closed when the last cursor using it is gone
+        self.rows_path(key).unlink(missing_ok=True)
+        self._row_files.forget(self.rows_path(key))
         path.unlink(missing_ok=True)
 
     def build(
@@ -163,12 +180,13 @@ class ReleaseStore:
     ) -> BuildInfo:
         """Write release `key` from an Arrow table, reader, dataset or Parquet path, sorted by `order_by`.
 
-        Rows are sorted by the `order_by` columns (ascending, nulls first) and numbered by ``_row``.
-        The file appears under its final name only when complete. Conflict-free: an existing file
-        for `key` is replaced atomically.
+        Rows are sorted by the `order_by` columns (ascending, nulls first) and numbered by ``_row``;
+        the rows file is written beside. The files appear under their final names only when
+        complete. Conflict-free: an existing release under `key` is replaced atomically.
         """
         started = time.perf_counter()
         final = self.path(key)
+        final_rows = self.rows_path(key)
         data: Any = pads.dataset(str(source), format="parquet") if isinstance(source, Path | str) else source
         names = list(data.schema.names)
         if ROW_COLUMN in names:
@@ -183,6 +201,7 @@ class ReleaseStore:
             )
         self.root.mkdir(parents=True, exist_ok=True)
         temp = final.with_name(f".{key}.{uuid.uuid4().hex}.building")
+        temp_rows = temp.with_name(temp.name + _ROWS_SUFFIX)
         try:
             con = duckdb.connect(
                 str(temp), config={"threads": self.threads, "python_enable_replacements": False}
@@ -202,15 +221,21 @@ class ReleaseStore:
                 rows = _scalar(con, f"SELECT count(*) FROM {TABLE}")  # noqa: S608 (quoted names)
                 described = con.execute(f"DESCRIBE {TABLE}").fetchall()
                 con.execute("CHECKPOINT")
+                # Insertion order is _row order (preserve_insertion_order); write() checks it.
+                reader = con.sql(f"SELECT * FROM {TABLE}").to_arrow_reader(rowfile.BATCH_ROWS)  # noqa: S608 (a constant)
+                rowfile.write(temp_rows, reader, batch_rows=rowfile.BATCH_ROWS)
             finally:
                 con.close()
+            final_rows.unlink(missing_ok=True)  # never the old rows beside the new release
             os.replace(temp, final)
+            os.replace(temp_rows, final_rows)
         finally:
-            for leftover in (temp, temp.with_name(temp.name + ".wal")):
+            for leftover in (temp, temp.with_name(temp.name + ".wal"), temp_rows):
                 leftover.unlink(missing_ok=True)
         with self._cache_lock:
             for keys in [k for k in self._cache if key in k]:
                 del self._cache[keys]
+        self._row_files.forget(final_rows)
         columns = {str(r[0]): str(r[1]) for r in described if r[0] != ROW_COLUMN}
         return BuildInfo(
             key=key,
@@ -220,6 +245,7 @@ class ReleaseStore:
             order_by=list(order_by),
             bytes=final.stat().st_size,
             seconds=time.perf_counter() - started,
+            rows_file_bytes=final_rows.stat().st_size,
         )
 
     def row_count(self, key: str) -> int:
@@ -240,6 +266,24 @@ class ReleaseStore:
         return schema.remove(schema.get_field_index(ROW_COLUMN))
 
     # --- queries ----------------------------------------------------------------------------------
+
+    def read_rows(
+        self, key: str, *, first: int, count: int, columns: Sequence[tuple[str, str]]
+    ) -> pa.Table | None:
+        """Rows ``first`` to ``first + count - 1`` of release `key` in its order (those that exist),
+        from its rows file; None when the release has no rows file (then ask DuckDB).
+
+        `columns` are pairs (name in the result, column of the release or ``_row``). The table is
+        what ``execute`` would return for the same rows and columns: timestamps with a time zone
+        carry this store's zone, as DuckDB's do here.
+        """
+        found = self._row_files.get(self.rows_path(key))
+        if found is None:
+            return None
+        try:
+            return found.read(first, count, columns, timezone=self.timezone)
+        except KeyError:  # a column the file lacks: not this build's file; let DuckDB answer
+            return None
 
     def execute(
         self,
@@ -307,9 +351,10 @@ class ReleaseStore:
         return _batches(stream)
 
     def close(self) -> None:
-        """Forget every cached connection (each closes when its last cursor is gone)."""
+        """Forget every cached connection and rows file (each closes when its last user is done)."""
         with self._cache_lock:
             self._cache.clear()
+        self._row_files.forget()
 
     def _stream(
         self,

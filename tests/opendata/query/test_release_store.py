@@ -41,15 +41,22 @@ def test_build_from_parquet_is_atomic_and_replaceable(tmp_path: Path) -> None:
     info = store.build("p1", path, order_by=["n", "ts"])
     assert info.rows == 100 and "_row" not in info.columns and info.order_by == ["n", "ts"]
     assert store.exists("p1")
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["p1.duckdb"]
+    assert info.rows_file_bytes == store.rows_path("p1").stat().st_size > 0
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["p1.arrow", "p1.duckdb"]
     with pytest.raises(Invalid, match="order_by column nope"):
         store.build("p2", path, order_by=["nope"])
     assert not store.exists("p2")
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["p1.duckdb"]  # no half file
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["p1.arrow", "p1.duckdb"]  # no half file
+    first = store.read_rows("p1", first=0, count=100, columns=[("n", "n")])
+    assert first is not None and first.num_rows == 100
     store.build("p1", make_table(10), order_by=["ts"])
     assert store.row_count("p1") == 10
+    again = store.read_rows("p1", first=0, count=100, columns=[("n", "n")])
+    assert again is not None and again.num_rows == 10  # the replaced rows file, not the old one
     store.remove("p1")
     assert not store.exists("p1")
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == []
+    assert store.read_rows("p1", first=0, count=1, columns=[("n", "n")]) is None
     with pytest.raises(NotFound):
         store.row_count("p1")
 
