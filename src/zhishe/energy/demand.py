@@ -30,14 +30,16 @@ from zhishe.core.i18n import T
 from zhishe.core.notifications import service as notifications
 from zhishe.energy import dr
 from zhishe.energy.models import DemandEvent, DemandProgram, DemandReport, EventParticipant, ForecastRun
+from zhishe.iot import reads
 from zhishe.iot import service as iot
-from zhishe.iot.models import Datastream, Device, Rollup, Site, SiteMember
+from zhishe.iot.models import Site, SiteMember
 
 __all__ = [
     "BASELINES",
     "cancel_event",
     "create_event",
     "create_program",
+    "events_of_household",
     "get_event_or_raise",
     "list_events",
     "list_programs",
@@ -199,6 +201,19 @@ def participants_of(*, session: Session, event_id: int) -> list[EventParticipant
     )
 
 
+def events_of_household(*, session: Session, site_id: int, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest events a household is in, newest first, each with whether it opted out (for a
+    page the household's access was already checked for)."""
+    rows = session.execute(
+        select(DemandEvent, EventParticipant)
+        .join(EventParticipant, EventParticipant.event_id == DemandEvent.id)
+        .where(EventParticipant.site_id == site_id)
+        .order_by(DemandEvent.start.desc())
+        .limit(limit)
+    ).all()
+    return [{"event": event, "opted_out": participant.opted_out} for event, participant in rows]
+
+
 def list_events(*, session: Session, actor: Actor) -> list[DemandEvent]:
     """Events the actor runs (their organisation's) or takes part in (their household's), newest first."""
     own = iot.member_site_ids(session=session, actor=actor)
@@ -274,33 +289,23 @@ def _demand_by_day(
 ) -> tuple[list[Any], np.ndarray[Any, Any]]:
     """A household's demand (kW per quarter hour) for ``days`` local days from ``first``; NaN where unknown."""
     tz = get_settings().tz
-    streams = list(
-        session.scalars(
-            select(Datastream.id)
-            .join(Device, Device.id == Datastream.device_id)
-            .where(Device.site_id == site.id, Device.kind == "electricity_meter", Datastream.key == "energy")
-        )
+    streams = iot.stream_ids(
+        session=session, site_ids=[site.id], device_kind="electricity_meter", key="energy"
     )
     table = np.full((days, 96), np.nan)
     dates = [(first + timedelta(days=i)).astimezone(tz).date() for i in range(days)]
-    if streams:
-        rows = session.execute(
-            select(Rollup.start, Rollup.delta).where(
-                Rollup.datastream_id.in_(streams),
-                Rollup.interval == "15min",
-                Rollup.start >= first,
-                Rollup.start < first + timedelta(days=days + 1),
-            )
-        ).all()
-        index = {d: i for i, d in enumerate(dates)}
-        for moment, delta in rows:
-            local = moment.astimezone(tz)
-            i = index.get(local.date())
-            if i is None:
-                continue
-            slot = (local.hour * 60 + local.minute) // 15
-            current = table[i, slot]
-            table[i, slot] = (0.0 if np.isnan(current) else current) + float(delta or 0.0) * 4
+    index = {d: i for i, d in enumerate(dates)}
+    used = reads.consumption(
+        session=session, streams=streams, interval="15min", start=first, end=first + timedelta(days=days + 1)
+    )
+    for moment, kwh in used.items():
+        local = moment.astimezone(tz)
+        row = index.get(local.date())
+        if row is None:
+            continue
+        slot = (local.hour * 60 + local.minute) // 15
+        current = table[row, slot]
+        table[row, slot] = (0.0 if np.isnan(current) else current) + kwh * 4
     return dates, table
 
 

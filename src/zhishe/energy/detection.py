@@ -27,8 +27,9 @@ from zhishe.core.config import get_settings
 from zhishe.core.errors import Invalid
 from zhishe.energy import alerts, detect, inactivity
 from zhishe.energy.models import ForecastRun
-from zhishe.iot import history
-from zhishe.iot.models import CounterEvent, Datastream, Device, Rollup, Site
+from zhishe.iot import history, reads
+from zhishe.iot import service as iot
+from zhishe.iot.models import CounterEvent, Datastream, Site
 
 __all__ = ["DetectionResult", "run", "run_site"]
 
@@ -53,32 +54,16 @@ class DetectionResult:
 
 
 def _streams(session: Session, site: Site, device_kind: str, key: str) -> list[Datastream]:
-    return list(
-        session.scalars(
-            select(Datastream)
-            .join(Device, Device.id == Datastream.device_id)
-            .where(Device.site_id == site.id, Device.kind == device_kind, Datastream.key == key)
-        )
-    )
+    return iot.streams_at(session=session, site_ids=[site.id], device_kind=device_kind, key=key)
 
 
 def _quarters(
     session: Session, stream_ids: list[int], start: datetime, end: datetime
 ) -> list[tuple[datetime, float]]:
-    rows = session.execute(
-        select(Rollup.start, Rollup.delta)
-        .where(
-            Rollup.datastream_id.in_(stream_ids),
-            Rollup.interval == "15min",
-            Rollup.start >= start,
-            Rollup.start < end,
-        )
-        .order_by(Rollup.start)
-    ).all()
-    summed: dict[datetime, float] = {}
-    for moment, delta in rows:
-        summed[moment] = summed.get(moment, 0.0) + float(delta or 0.0)
-    return sorted(summed.items())
+    """Consumption per quarter hour over the streams, in time order."""
+    return sorted(
+        reads.consumption(session=session, streams=stream_ids, interval="15min", start=start, end=end).items()
+    )
 
 
 def _filled(

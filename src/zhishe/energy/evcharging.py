@@ -29,9 +29,9 @@ from zhishe.core.i18n import T
 from zhishe.energy import charging, ocpp
 from zhishe.energy.battery import Battery
 from zhishe.energy.models import ChargingPlan, ChargingSession, ForecastRun
-from zhishe.iot import history
+from zhishe.iot import history, reads
 from zhishe.iot import service as iot
-from zhishe.iot.models import Datastream, Device, Latest, Rollup, Site
+from zhishe.iot.models import Datastream, Device, Latest, Site
 
 __all__ = [
     "SLOTS",
@@ -232,29 +232,20 @@ def _base_load(session: Session, transformer: Site, starts: list[datetime]) -> t
             select(Site).where(Site.parent_id == transformer.id, Site.kind == "household")
         )
     ]
-    streams = list(
-        session.scalars(
-            select(Datastream.id)
-            .join(Device, Device.id == Datastream.device_id)
-            .where(
-                Device.site_id.in_(households), Device.kind == "electricity_meter", Datastream.key == "energy"
-            )
-        )
+    streams = iot.stream_ids(
+        session=session, site_ids=households, device_kind="electricity_meter", key="energy"
     )
     if not streams:
         return [0.0] * len(starts), "no base load known"
     day = timedelta(days=1)
-    rows = session.execute(
-        select(Rollup.start, Rollup.delta).where(
-            Rollup.datastream_id.in_(streams),
-            Rollup.interval == "15min",
-            Rollup.start >= starts[0] - day,
-            Rollup.start < starts[-1] - day + _SLOT,
-        )
-    ).all()
-    by_start: dict[datetime, float] = {}
-    for moment, delta in rows:
-        by_start[moment] = by_start.get(moment, 0.0) + float(delta or 0.0) * 4
+    used = reads.consumption(
+        session=session,
+        streams=streams,
+        interval="15min",
+        start=starts[0] - day,
+        end=starts[-1] - day + _SLOT,
+    )
+    by_start = {moment: kwh * 4 for moment, kwh in used.items()}
     return [by_start.get(s - day, 0.0) for s in starts], "the households' load a day earlier (seasonal naive)"
 
 

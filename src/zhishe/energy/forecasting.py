@@ -33,9 +33,9 @@ from zhishe.core.errors import Forbidden, Invalid, NotFound
 from zhishe.core.i18n import T
 from zhishe.energy import forecast as forecaster
 from zhishe.energy.models import ForecastRun
-from zhishe.iot import history
+from zhishe.iot import history, reads
 from zhishe.iot import service as iot
-from zhishe.iot.models import Datastream, Device, Rollup, Site
+from zhishe.iot.models import Site
 
 __all__ = ["HISTORY_DAYS", "Series", "latest", "refresh_all", "run_for_site", "series_of"]
 
@@ -53,15 +53,7 @@ class Series:
 
 
 def _household_streams(session: Session, site_ids: list[int]) -> list[int]:
-    return list(
-        session.scalars(
-            select(Datastream.id)
-            .join(Device, Device.id == Datastream.device_id)
-            .where(
-                Device.site_id.in_(site_ids), Device.kind == "electricity_meter", Datastream.key == "energy"
-            )
-        )
-    )
+    return iot.stream_ids(session=session, site_ids=site_ids, device_kind="electricity_meter", key="energy")
 
 
 def series_of(session: Session, site: Site, *, end: datetime | None = None) -> Series:
@@ -95,31 +87,16 @@ def series_of(session: Session, site: Site, *, end: datetime | None = None) -> S
         raise Invalid(T("forecasts are made for households and transformers"), detail={"site": site.code})
     streams = _household_streams(session, sites)
     if site.kind == "transformer":
-        streams += list(
-            session.scalars(
-                select(Datastream.id)
-                .join(Device, Device.id == Datastream.device_id)
-                .where(Device.site_id.in_(sites), Device.kind == "ev_charger", Datastream.key == "energy")
-            )
-        )
+        streams += iot.stream_ids(session=session, site_ids=sites, device_kind="ev_charger", key="energy")
     count = int((end - start) / _HALF_HOUR)
     times = [start + i * _HALF_HOUR for i in range(count)]
     kw = np.full(count, np.nan)
-    if streams:
-        rows = session.execute(
-            select(Rollup.start, Rollup.delta).where(
-                Rollup.datastream_id.in_(streams),
-                Rollup.interval == "15min",
-                Rollup.start >= start,
-                Rollup.start < end,
-            )
-        ).all()
-        for moment, delta in rows:
-            i = int((moment - start) / _HALF_HOUR)
-            if 0 <= i < count:
-                kw[i] = (0.0 if np.isnan(kw[i]) else kw[i]) + float(
-                    delta or 0.0
-                ) * 2  # kWh per half hour → kW
+    for moment, kwh in reads.consumption(
+        session=session, streams=streams, interval="15min", start=start, end=end
+    ).items():
+        i = int((moment - start) / _HALF_HOUR)
+        if 0 <= i < count:
+            kw[i] = (0.0 if np.isnan(kw[i]) else kw[i]) + kwh * 2  # kWh per half hour → kW
     first = int(np.argmax(~np.isnan(kw))) if np.any(~np.isnan(kw)) else count
     return Series(site=site, times=times[first:], kw=kw[first:])
 

@@ -18,7 +18,7 @@ from zhishe.core.errors import Conflict, Invalid
 from zhishe.core.i18n import T, localize
 from zhishe.core.web.shell import PageActor, check_csrf, redirect, render
 from zhishe.energy import alerts as alerts_
-from zhishe.energy import service
+from zhishe.energy import demand, service
 from zhishe.iot import service as iot
 
 router = APIRouter(include_in_schema=False)
@@ -99,33 +99,15 @@ def household_page(
             "v": view,
             "chart_json": orjson.dumps(chart).decode(),
             "reason_of": reason_of,
-            "events": _household_events(session, site_id),
+            "events": demand.events_of_household(session=session, site_id=site_id),
             "now": clock.now(),
         },
     )
 
 
-def _household_events(session: Any, site_id: int) -> list[dict[str, Any]]:
-    """The demand-response events a household is in, newest first, with its opt-out."""
-    from sqlalchemy import select
-
-    from zhishe.energy.models import DemandEvent, EventParticipant
-
-    rows = session.execute(
-        select(DemandEvent, EventParticipant)
-        .join(EventParticipant, EventParticipant.event_id == DemandEvent.id)
-        .where(EventParticipant.site_id == site_id)
-        .order_by(DemandEvent.start.desc())
-        .limit(10)
-    ).all()
-    return [{"event": e, "opted_out": p.opted_out} for e, p in rows]
-
-
 @router.post("/energy/home/{site_id}/opt-out", response_class=HTMLResponse)
 async def opt_out(request: Request, site_id: IdPath, session: SessionDep, actor: PageActor) -> Response:
     """A resident takes the household out of a demand-response event."""
-    from zhishe.energy import demand
-
     form = await request.form()
     check_csrf(request, form)
     event = str(form.get("event_id") or "")
@@ -200,8 +182,6 @@ async def alert_action(request: Request, alert_id: IdPath, session: SessionDep, 
 
 def _dr_context(session: Any, actor: Any, error: str | None = None) -> dict[str, Any]:
     """What the demand-response page shows: events with their households, programmes, transformers."""
-    from zhishe.energy import demand
-
     events = demand.list_events(session=session, actor=actor)
     return {
         "rows": [
@@ -231,7 +211,6 @@ async def dr_action(request: Request, session: SessionDep, actor: PageActor) -> 
     from sqlalchemy import select
 
     from zhishe.core.config import get_settings
-    from zhishe.energy import demand
     from zhishe.iot.models import Site
 
     form = await request.form()
@@ -292,7 +271,6 @@ async def dr_action(request: Request, session: SessionDep, actor: PageActor) -> 
 def dr_event_page(request: Request, event_id: IdPath, session: SessionDep, actor: PageActor) -> Response:
     """One event: its window, target, households and opt-outs, and its report when measured."""
     from zhishe.core.errors import NotFound
-    from zhishe.energy import demand
 
     event = next((e for e in demand.list_events(session=session, actor=actor) if e.id == event_id), None)
     if event is None:

@@ -28,9 +28,9 @@ from zhishe.core.errors import Forbidden, Invalid
 from zhishe.core.i18n import T
 from zhishe.energy import tariff as tariffs_
 from zhishe.energy.models import Alert, ForecastRun, Tariff
-from zhishe.iot import history
+from zhishe.iot import history, reads
 from zhishe.iot import service as iot
-from zhishe.iot.models import Datastream, Device, Rollup, Site
+from zhishe.iot.models import Site
 
 __all__ = [
     "CommunityView",
@@ -161,33 +161,14 @@ def _local_midnight(day: date) -> datetime:
 
 
 def _streams(session: Session, site_ids: list[int], device_kind: str, key: str) -> list[int]:
-    return list(
-        session.scalars(
-            select(Datastream.id)
-            .join(Device, Device.id == Datastream.device_id)
-            .where(Device.site_id.in_(site_ids), Device.kind == device_kind, Datastream.key == key)
-        )
-    )
+    return iot.stream_ids(session=session, site_ids=site_ids, device_kind=device_kind, key=key)
 
 
 def _deltas(
     session: Session, streams: list[int], interval: str, start: datetime, end: datetime
 ) -> dict[datetime, float]:
     """Consumption per bucket start, summed over ``streams``."""
-    if not streams:
-        return {}
-    rows = session.execute(
-        select(Rollup.start, Rollup.delta).where(
-            Rollup.datastream_id.in_(streams),
-            Rollup.interval == interval,
-            Rollup.start >= start,
-            Rollup.start < end,
-        )
-    ).all()
-    out: dict[datetime, float] = defaultdict(float)
-    for start_, delta in rows:
-        out[start_] += float(delta or 0.0)
-    return dict(out)
+    return reads.consumption(session=session, streams=streams, interval=interval, start=start, end=end)
 
 
 def household_view(*, session: Session, actor: Actor, site_id: int, day: date | None = None) -> HouseholdView:
@@ -351,20 +332,7 @@ def _asset_power(
 ) -> dict[datetime, float]:
     """Average kW per 15 minutes of the ``power`` datastreams of these sites' devices of a kind."""
     streams = _streams(session, site_ids, device_kind, "power")
-    if not streams:
-        return {}
-    rows = session.execute(
-        select(Rollup.start, Rollup.total, Rollup.count).where(
-            Rollup.datastream_id.in_(streams),
-            Rollup.interval == "15min",
-            Rollup.start >= start,
-            Rollup.start < end,
-        )
-    ).all()
-    out: dict[datetime, float] = defaultdict(float)
-    for moment, total, count in rows:
-        out[moment] += float(total) / count if count else 0.0
-    return dict(out)
+    return reads.mean_level(session=session, streams=streams, interval="15min", start=start, end=end)
 
 
 def community_view(

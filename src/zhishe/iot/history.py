@@ -39,7 +39,6 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from sqlalchemy import case, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from zhishe.catalog.lake._table import writer_properties
@@ -47,6 +46,7 @@ from zhishe.core import clock, events
 from zhishe.core.audit.service import record
 from zhishe.core.config import get_settings
 from zhishe.iot import counters
+from zhishe.iot.ingest import insert_for
 from zhishe.iot.models import CounterEvent, Datastream, Flush, Reading, Rollup
 
 __all__ = [
@@ -119,7 +119,7 @@ def bucket_start(moment: datetime, interval: str, tz: ZoneInfo) -> datetime:
 # --- flush -------------------------------------------------------------------------------------
 
 
-def flush(*, session: Session, limit_repeats_check: bool = True) -> FlushResult:
+def flush(*, session: Session) -> FlushResult:
     """Copy new readings to the lake and update rollups; commits as it goes (see the module doc)."""
     recovered = 0
     for open_flush in session.scalars(
@@ -246,10 +246,6 @@ def _drop_repeats(session: Session, rows: pa.Table) -> pa.Table:
 _FLOORS = {"15min": (15, "minute"), "1h": (1, "hour"), "1d": (1, "day")}
 
 
-def _upsert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 def _pair(session: Session, name: str) -> Any:
     """The two-argument minimum or maximum of the back end (``min(a, b)`` on SQLite, ``least`` on PostgreSQL)."""
     postgres = session.get_bind().dialect.name == "postgresql"
@@ -262,7 +258,7 @@ def _roll_up(session: Session, rows: pa.Table) -> None:
         return
     tz = get_settings().tz
     local = rows["time"].cast(pa.timestamp("us", tz=str(tz)))
-    insert = _upsert(session)
+    insert = insert_for(session)
     least, greatest = _pair(session, "min"), _pair(session, "max")
     for interval, (multiple, unit) in _FLOORS.items():
         starts = pc.floor_temporal(local, multiple=multiple, unit=unit).cast(pa.timestamp("us", tz="UTC"))
@@ -468,7 +464,7 @@ def _set_deltas(session: Session, stream: int, interval: str, deltas: dict[datet
     """Set the consumption of these buckets (a bucket without readings of its own gets a row too)."""
     if not deltas:
         return
-    statement = _upsert(session)(Rollup)
+    statement = insert_for(session)(Rollup)
     statement = statement.on_conflict_do_update(
         index_elements=["datastream_id", "interval", "start"], set_={"delta": statement.excluded.delta}
     )

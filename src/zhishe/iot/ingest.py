@@ -40,6 +40,7 @@ __all__ = [
     "Incoming",
     "Rejection",
     "StoreResult",
+    "insert_for",
     "parse_time",
     "parse_value",
     "store",
@@ -288,7 +289,8 @@ def _reason(exc: BaseException, value: Any) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _insert_for(session: Session) -> Any:
+def insert_for(session: Session) -> Any:
+    """The back end's ``insert`` construct, which has ``on_conflict_do_nothing/do_update``."""
     name = session.get_bind().dialect.name
     return postgresql.insert if name == "postgresql" else sqlite.insert
 
@@ -346,7 +348,7 @@ def _advance_latest(session: Session, rows: Iterable[dict[str, Any]]) -> None:
         found = newest.get(row["datastream_id"])
         if found is None or row["time"] > found["time"]:
             newest[row["datastream_id"]] = row
-    insert = _insert_for(session)
+    insert = insert_for(session)
     values = [
         {
             "datastream_id": r["datastream_id"],

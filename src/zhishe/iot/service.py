@@ -57,6 +57,8 @@ __all__ = [
     "rotate_token",
     "set_consent",
     "site_access",
+    "stream_ids",
+    "streams_at",
 ]
 
 #: The smallest number of households an operator's aggregate may cover without their consent.
@@ -581,12 +583,22 @@ def _rows(reader: Iterable[dict[str, Any]]) -> Iterable[tuple[int, dict[str, str
         yield number, {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
 
 
-def datastream_ids(*, session: Session, site_ids: Sequence[int]) -> list[int]:
-    """The datastreams of the devices at these sites."""
-    return list(
-        session.scalars(
-            select(Datastream.id)
-            .join(Device, Device.id == Datastream.device_id)
-            .where(Device.site_id.in_(site_ids))
-        )
+def streams_at(
+    *, session: Session, site_ids: Sequence[int], device_kind: str | None = None, key: str | None = None
+) -> list[Datastream]:
+    """The datastreams of the devices at these sites (of one device kind, with one key, if given), by id."""
+    query = (
+        select(Datastream).join(Device, Device.id == Datastream.device_id).where(Device.site_id.in_(site_ids))
     )
+    if device_kind is not None:
+        query = query.where(Device.kind == device_kind)
+    if key is not None:
+        query = query.where(Datastream.key == key)
+    return list(session.scalars(query.order_by(Datastream.id)))
+
+
+def stream_ids(
+    *, session: Session, site_ids: Sequence[int], device_kind: str | None = None, key: str | None = None
+) -> list[int]:
+    """The ids of ``streams_at``."""
+    return [s.id for s in streams_at(session=session, site_ids=site_ids, device_kind=device_kind, key=key)]
