@@ -63,6 +63,8 @@ bench: dev
 	$(BIN)/python bench/iot_mqtt_bench.py
 	$(BIN)/python bench/forecast_bench.py
 	$(BIN)/python bench/charging_bench.py
+	$(BIN)/python bench/open311_bench.py
+	$(BIN)/python bench/participation_sweep_bench.py
 
 lock: $(BIN)/python
 	$(BIN)/python tools/lock.py

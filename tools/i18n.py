@@ -20,17 +20,18 @@ METHODS = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "T": None}
 
 
-def extract() -> list[str]:
-    """Every message id in the code and templates, in a stable order."""
-    found: dict[str, None] = {}
+def extract() -> list[str | tuple[str, str]]:
+    """Every message id in the code and templates, in a stable order (plural ones as a pair)."""
+    found: dict[str, str | tuple[str, str]] = {}
     options = {"**/templates/**.html": {"extensions": "", "trim_blocks": "true", "lstrip_blocks": "true"}}
     for _file, _line, message, _comments, _context in extract_from_dir(
         SRC, method_map=METHODS, options_map=options, keywords=KEYWORDS
     ):
         key = message[0] if isinstance(message, tuple) else message
         if key:
-            found.setdefault(key, None)
-    return list(found)
+            plural = isinstance(message, tuple) and len(message) > 1 and message[1]
+            found.setdefault(key, (message[0], message[1]) if plural else key)
+    return list(found.values())
 
 
 def load() -> Catalog:
@@ -41,9 +42,22 @@ def load() -> Catalog:
         return read_po(handle)
 
 
-def missing(messages: list[str], catalog: Catalog) -> list[str]:
-    """Messages with no translation."""
-    return [m for m in messages if not (catalog.get(m) and catalog.get(m).string)]
+def _key(message: str | tuple[str, str]) -> str:
+    return message if isinstance(message, str) else message[0]
+
+
+def _translated(string: object) -> bool:
+    return all(string) if isinstance(string, tuple | list) else bool(string)
+
+
+def missing(messages: list[str | tuple[str, str]], catalog: Catalog) -> list[str]:
+    """Messages with no translation (for a plural one, with any form missing)."""
+    gaps = []
+    for m in messages:
+        found = catalog.get(_key(m))
+        if not (found and _translated(found.string)):
+            gaps.append(_key(m))
+    return gaps
 
 
 def main() -> int:
@@ -56,8 +70,15 @@ def main() -> int:
         return 1 if gaps else 0
     updated = Catalog(locale="zh_CN", project="zhishe", charset="utf-8")
     for m in messages:
-        old = catalog.get(m)
-        updated.add(m, string=old.string if old else "")
+        old = catalog.get(_key(m))
+        if isinstance(m, tuple):
+            forms = (
+                old.string if old and isinstance(old.string, tuple | list) else (old.string if old else "",)
+            )
+            updated.add(m, string=tuple(forms[: updated.num_plurals]) or ("",))
+        else:
+            string = old.string if old else ""
+            updated.add(m, string=string[0] if isinstance(string, tuple | list) else string)
     PO.parent.mkdir(parents=True, exist_ok=True)
     with PO.open("wb") as handle:
         write_po(handle, updated, width=0, omit_header=False, sort_output=False)

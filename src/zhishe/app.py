@@ -47,6 +47,12 @@ from zhishe.iot import sensorthings
 from zhishe.opendata import api as opendata_api
 from zhishe.opendata import pages as opendata_pages
 from zhishe.opendata.lane import QuickLane
+from zhishe.participation import api as participation_api
+from zhishe.participation import incidents_web as participation_incidents
+from zhishe.participation import open311 as participation_open311
+from zhishe.participation import pages as participation_pages
+from zhishe.participation import staff_pages as participation_staff
+from zhishe.participation import suggestions_web as participation_suggestions
 
 __all__ = ["create_app"]
 
@@ -68,11 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from zhishe.exchange import worker
             from zhishe.iot import worker as iot_worker
             from zhishe.opendata import worker as opendata_worker
+            from zhishe.participation import worker as participation_worker
 
             stops.append(worker.start(lambda: get_sessionmaker(settings.database_url)))
             stops.append(opendata_worker.start(lambda: get_sessionmaker(settings.database_url)))
             stops.append(iot_worker.start(lambda: get_sessionmaker(settings.database_url)))
             stops.append(energy_worker.start(lambda: get_sessionmaker(settings.database_url)))
+            stops.append(participation_worker.start(lambda: get_sessionmaker(settings.database_url)))
         yield
         for stop in stops:
             stop()
@@ -100,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _HERE / "opendata/templates",
         _HERE / "iot/templates",
         _HERE / "energy/templates",
+        _HERE / "participation/templates",
     ):
         register_templates(folder)
     app.mount(
@@ -108,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=_HERE / "core/web/static"), name="static")
     for router in (
         opendata_api.query_router,  # first: the busiest public route, matched before all others
+        participation_open311.router,  # next: Open311 clients, the other busy public API
         accounts_api.router,
         audit_api.router,
         catalog_api.router,
@@ -120,6 +130,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         energy_api.router,
         energy_api_dr.router,
         energy_api_charging.router,
+        participation_api.router,
+        participation_suggestions.router,
+        participation_incidents.router,
         areas_api.router,
         notifications_api.router,
         web_pages.router,
@@ -130,6 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         opendata_pages.router,
         iot_pages.router,
         energy_pages.router,
+        participation_pages.router,
+        participation_staff.router,
         notifications_pages.router,
     ):
         app.include_router(router)

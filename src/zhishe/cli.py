@@ -12,6 +12,7 @@ from zhishe.energy.cli import energy_app
 from zhishe.exchange.cli import exchange_app
 from zhishe.iot.cli import iot_app
 from zhishe.opendata.cli import areas_app, opendata_app
+from zhishe.participation.cli import participation_app
 
 app = typer.Typer(
     name="zhishe",
@@ -29,6 +30,7 @@ app.add_typer(opendata_app, name="opendata")
 app.add_typer(areas_app, name="areas")
 app.add_typer(iot_app, name="iot")
 app.add_typer(energy_app, name="energy")
+app.add_typer(participation_app, name="participation")
 
 
 @app.command()

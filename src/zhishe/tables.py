@@ -10,6 +10,7 @@ from zhishe.energy import models as energy_models
 from zhishe.exchange import models as exchange_models
 from zhishe.iot import models as iot_models
 from zhishe.opendata import models as opendata_models
+from zhishe.participation import models as participation_models
 
 __all__ = [
     "Base",
@@ -22,4 +23,5 @@ __all__ = [
     "iot_models",
     "notifications_models",
     "opendata_models",
+    "participation_models",
 ]

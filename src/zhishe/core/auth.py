@@ -73,6 +73,8 @@ SCOPES: dict[str, str] = {
     "opendata:write": "open datasets, draft and publish releases, answer public data requests",
     "iot:read": "read the sites, devices and readings you may see",
     "iot:write": "provision sites and devices, send readings, handle energy alerts and events",
+    "participation:read": "read work orders, queues and incidents you may see",
+    "participation:write": "file reports and suggestions, work and dispatch orders, run incidents",
 }
 
 _SCOPE_OF_ACTION = {
@@ -97,6 +99,11 @@ _SCOPE_OF_ACTION = {
     "iot.manage": "iot:write",
     "iot.ingest": "iot:write",
     "iot.operate": "iot:write",
+    "participation.report": "participation:write",
+    "participation.read": "participation:read",
+    "participation.work": "participation:write",
+    "participation.dispatch": "participation:write",
+    "participation.configure": "participation:write",
 }
 
 _ROLE_RANK = {
@@ -194,7 +201,26 @@ def _rule(actor: Actor, action: str, org_id: int | None) -> bool:
             return actor.is_platform_admin or (actor.role in {Role.ADMIN, Role.STEWARD} and own)
         case "iot.operate":
             return actor.is_platform_admin or (actor.is_staff and own)
+        case "participation.report":
+            return actor.user_id is not None or actor.via == "cli"
+        case "participation.read":
+            return actor.is_platform_admin or (actor.is_staff and (own or _bureau(actor)))
+        case "participation.work":
+            return actor.is_platform_admin or (actor.is_staff and own)
+        case "participation.dispatch":
+            return actor.is_platform_admin or (
+                actor.role in {Role.ADMIN, Role.STEWARD, Role.DISPATCHER} and (own or _bureau(actor))
+            )
+        case "participation.configure":
+            return actor.is_platform_admin or (
+                actor.role in {Role.ADMIN, Role.STEWARD}
+                and actor.org_kind in {OrgKind.DATA_BUREAU, OrgKind.OPERATOR}
+            )
     raise Invalid(f"unknown action {action!r}")
+
+
+def _bureau(actor: Actor) -> bool:
+    return actor.is_staff and actor.org_kind == OrgKind.DATA_BUREAU
 
 
 def can(actor: Actor, action: str, *, org_id: int | None = None) -> bool:
@@ -230,6 +256,18 @@ _REFUSALS = {
     "iot.manage": T("only stewards and administrators of the operating organisation may provision devices"),
     "iot.ingest": T("you may not send readings for this site"),
     "iot.operate": T("only staff of the operating organisation may do this"),
+    "participation.report": T("sign in to file a report"),
+    "participation.read": T(
+        "only staff of the organisation working this order, or the data bureau, may see it"
+    ),
+    "participation.work": T("only staff of the organisation working this order may do this"),
+    "participation.dispatch": T(
+        "only dispatchers, stewards and administrators of the organisation working this order, "
+        "or of the data bureau, may do this"
+    ),
+    "participation.configure": T(
+        "only stewards and administrators of the data bureau or the operator may configure categories and routing"
+    ),
 }
 
 

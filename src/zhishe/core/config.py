@@ -112,6 +112,41 @@ class Settings(BaseSettings):
         5.0, gt=0, le=3600, description="Seconds between copies of new readings to the lake history."
     )
     mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="The MQTT broker the IoT bridge connects to.")
+    work_hours: str = Field(
+        "09:00-12:00,13:30-17:30",
+        description="Working hours of a working day, for SLAs counted in hours (comma-separated ranges).",
+    )
+    participation_reopen_days: int = Field(
+        14, ge=1, le=90, description="Days a resident has to confirm a fix or reopen a closed report."
+    )
+    participation_max_photos: int = Field(3, ge=0, le=10, description="Photos a report may carry.")
+    participation_photo_bytes: int = Field(
+        8_000_000, ge=10_000, description="Largest photo accepted, in bytes."
+    )
+    participation_warn_fraction: float = Field(
+        0.8,
+        gt=0,
+        lt=1,
+        description="Share of an SLA used up when the team lead is first warned (escalation rung 1).",
+    )
+    suggestion_threshold: int = Field(
+        50, ge=1, description="Supports after which a suggestion must get an official response."
+    )
+    suggestion_response_days: int = Field(
+        15, ge=1, description="Working days the responsible department has to answer such a suggestion."
+    )
+    incident_cluster_reports: int = Field(
+        5, ge=2, description="Reports of one category and area that, within the window, propose an incident."
+    )
+    incident_cluster_hours: int = Field(
+        6, ge=1, description="The window, in hours, in which clustered reports are counted."
+    )
+    open311_per_minute: int = Field(
+        60, ge=1, description="Default POST requests a minute one Open311 api_key may make."
+    )
+    map_tile_url: str = Field(
+        "", description="Optional map tile URL template ({z}/{x}/{y}); empty draws maps without tiles."
+    )
     log_level: str = Field("INFO", description="Log level of the JSON logs (DEBUG, INFO, WARNING, ERROR).")
 
     @field_validator("timezone")

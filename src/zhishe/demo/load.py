@@ -24,6 +24,7 @@ from zhishe.demo.exchange import seed_exchange
 from zhishe.demo.iot import seed_iot
 from zhishe.demo.model import Community
 from zhishe.demo.opendata import seed_opendata
+from zhishe.demo.participation import seed_participation
 
 __all__ = ["load_demo"]
 
@@ -108,6 +109,7 @@ def load_demo(*, seed: int = 2026, households: int = 2000, quiet: bool = False) 
     seed_exchange(sessions)
     seed_opendata(sessions, community)
     seed_iot(sessions)
+    seed_participation(sessions, community, seed)
     if not quiet:
         _print_logins(community)
     return community

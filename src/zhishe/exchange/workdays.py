@@ -29,6 +29,7 @@ __all__ = [
     "add_working_days",
     "calendar_days",
     "is_working_day",
+    "overrides",
     "remove_day",
     "reply_deadline",
     "set_day",
@@ -68,7 +69,8 @@ class CalendarDay:
     source: str  #: shipped | edited
 
 
-def _overrides(session: Session) -> dict[date, tuple[str, bool]]:
+def overrides(session: Session) -> dict[date, tuple[str, bool]]:
+    """The calendar's special days: shipped, then overridden by what administrators entered."""
     days = dict(SHIPPED)
     for row in session.scalars(select(Holiday)):
         days[row.day] = (row.name, row.is_workday)
@@ -110,7 +112,7 @@ def reply_deadline(session: Session, submitted: datetime, days: int | None = Non
     zone = settings.tz
     local_day = submitted.astimezone(zone).date()
     last = add_working_days(
-        local_day, settings.exchange_reply_days if days is None else days, _overrides(session)
+        local_day, settings.exchange_reply_days if days is None else days, overrides(session)
     )
     return datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone)
 
