@@ -32,7 +32,7 @@ from zhishe.core.accounts import service as accounts
 from zhishe.core.accounts.models import User
 from zhishe.core.areas.models import Area
 from zhishe.core.audit.service import record
-from zhishe.core.auth import Actor, OrgKind, Role, authorize, can
+from zhishe.core.auth import Actor, Role, authorize, can
 from zhishe.core.config import get_settings
 from zhishe.core.errors import Conflict, Forbidden, Invalid, NotFound
 from zhishe.core.i18n import Message, T, stored
@@ -620,7 +620,12 @@ def queue(
 
 
 def _followers(session: Session, request: Request) -> set[int]:
-    users = set(session.scalars(select(Support.user_id).where(Support.request_id == request.id)))
+    # ``supporters`` counts the Support rows, so a report nobody supported needs no query
+    users = (
+        set(session.scalars(select(Support.user_id).where(Support.request_id == request.id)))
+        if request.supporters
+        else set()
+    )
     if request.reporter_user_id is not None:
         users.add(request.reporter_user_id)
     return users
@@ -1171,13 +1176,6 @@ def _notify_workers(session: Session, request: Request, message: str) -> None:
             link=link,
             roles=[Role.ADMIN, Role.DISPATCHER, Role.STEWARD],
         )
-
-
-def data_bureau_ids(session: Session) -> list[int]:
-    """Organisations of the data bureau kind."""
-    from zhishe.core.accounts.models import Organisation
-
-    return list(session.scalars(select(Organisation.id).where(Organisation.kind == OrgKind.DATA_BUREAU)))
 
 
 def close_unconfirmed(*, session: Session, now: datetime | None = None) -> int:
