@@ -41,6 +41,10 @@ from zhishe.energy import api_dr as energy_api_dr
 from zhishe.energy import pages as energy_pages
 from zhishe.exchange import api as exchange_api
 from zhishe.exchange import pages as exchange_pages
+from zhishe.finance import api as finance_api
+from zhishe.finance import api_revenue as finance_api_revenue
+from zhishe.finance import pages as finance_pages
+from zhishe.finance import revenue_pages as finance_revenue_pages
 from zhishe.iot import api as iot_api
 from zhishe.iot import pages as iot_pages
 from zhishe.iot import sensorthings
@@ -53,6 +57,14 @@ from zhishe.participation import open311 as participation_open311
 from zhishe.participation import pages as participation_pages
 from zhishe.participation import staff_pages as participation_staff
 from zhishe.participation import suggestions_web as participation_suggestions
+from zhishe.services import api as services_api
+from zhishe.services import api_catalog as services_api_catalog
+from zhishe.services import api_money as services_api_money
+from zhishe.services import api_special as services_api_special
+from zhishe.services import pages as services_pages
+from zhishe.services import pages_catalog as services_pages_catalog
+from zhishe.services import pages_money as services_pages_money
+from zhishe.services import pages_special as services_pages_special
 
 __all__ = ["create_app"]
 
@@ -109,6 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _HERE / "iot/templates",
         _HERE / "energy/templates",
         _HERE / "participation/templates",
+        _HERE / "services/templates",
+        _HERE / "finance/templates",
     ):
         register_templates(folder)
     app.mount(
@@ -133,6 +147,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         participation_api.router,
         participation_suggestions.router,
         participation_incidents.router,
+        services_api_catalog.router,
+        services_api.router,
+        services_api_special.router,
+        services_api_money.router,
+        finance_api.router,
+        finance_api_revenue.router,
         areas_api.router,
         notifications_api.router,
         web_pages.router,
@@ -145,6 +165,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         energy_pages.router,
         participation_pages.router,
         participation_staff.router,
+        services_pages_catalog.router,
+        services_pages.router,
+        services_pages_special.router,
+        services_pages_money.router,
+        finance_pages.router,
+        finance_revenue_pages.router,
         notifications_pages.router,
     ):
         app.include_router(router)

@@ -10,9 +10,11 @@ from zhishe.core.audit.cli import audit_app
 from zhishe.core.cli_support import console, handle_errors, keep_loaded
 from zhishe.energy.cli import energy_app
 from zhishe.exchange.cli import exchange_app
+from zhishe.finance.cli import finance_app
 from zhishe.iot.cli import iot_app
 from zhishe.opendata.cli import areas_app, opendata_app
 from zhishe.participation.cli import participation_app
+from zhishe.services.cli import services_app
 
 app = typer.Typer(
     name="zhishe",
@@ -31,6 +33,8 @@ app.add_typer(areas_app, name="areas")
 app.add_typer(iot_app, name="iot")
 app.add_typer(energy_app, name="energy")
 app.add_typer(participation_app, name="participation")
+app.add_typer(services_app, name="services")
+app.add_typer(finance_app, name="finance")
 
 
 @app.command()

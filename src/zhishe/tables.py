@@ -8,9 +8,11 @@ from zhishe.core.db import Base
 from zhishe.core.notifications import models as notifications_models
 from zhishe.energy import models as energy_models
 from zhishe.exchange import models as exchange_models
+from zhishe.finance import models as finance_models
 from zhishe.iot import models as iot_models
 from zhishe.opendata import models as opendata_models
 from zhishe.participation import models as participation_models
+from zhishe.services import models as services_models
 
 __all__ = [
     "Base",
@@ -20,8 +22,10 @@ __all__ = [
     "catalog_models",
     "energy_models",
     "exchange_models",
+    "finance_models",
     "iot_models",
     "notifications_models",
     "opendata_models",
     "participation_models",
+    "services_models",
 ]

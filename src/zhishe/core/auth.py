@@ -75,6 +75,10 @@ SCOPES: dict[str, str] = {
     "iot:write": "provision sites and devices, send readings, handle energy alerts and events",
     "participation:read": "read work orders, queues and incidents you may see",
     "participation:write": "file reports and suggestions, work and dispatch orders, run incidents",
+    "services:read": "browse listings, read your bookings, your provider's orders and statements",
+    "services:write": "book, pay, review and dispute; manage your provider's listings and orders",
+    "finance:read": "read the ledger, settlements, revenue streams and the profit model",
+    "finance:write": "post operating costs, manage memberships, ads, data plans and energy fees",
 }
 
 _SCOPE_OF_ACTION = {
@@ -104,6 +108,15 @@ _SCOPE_OF_ACTION = {
     "participation.work": "participation:write",
     "participation.dispatch": "participation:write",
     "participation.configure": "participation:write",
+    "services.browse": "services:read",
+    "services.book": "services:write",
+    "services.provide": "services:write",
+    "services.provider_read": "services:read",
+    "services.operate": "services:write",
+    "finance.read": "finance:read",
+    "finance.statement": "finance:read",
+    "finance.manage": "finance:write",
+    "finance.buy": "finance:write",
 }
 
 _ROLE_RANK = {
@@ -216,7 +229,46 @@ def _rule(actor: Actor, action: str, org_id: int | None) -> bool:
                 actor.role in {Role.ADMIN, Role.STEWARD}
                 and actor.org_kind in {OrgKind.DATA_BUREAU, OrgKind.OPERATOR}
             )
+        case "services.browse" | "services.book":
+            return actor.user_id is not None or actor.via == "cli"
+        case "services.provide":
+            return actor.is_platform_admin or (
+                own
+                and actor.org_kind in {OrgKind.SERVICE_PROVIDER, OrgKind.CLINIC}
+                and actor.role in {Role.ADMIN, Role.STEWARD, Role.PROVIDER_STAFF, Role.DISPATCHER}
+            )
+        case "services.provider_read":
+            return (
+                actor.is_platform_admin
+                or _operator(actor)
+                or (own and actor.org_kind in {OrgKind.SERVICE_PROVIDER, OrgKind.CLINIC})
+            )
+        case "services.operate":
+            return actor.is_platform_admin or (
+                _operator(actor) and actor.role in {Role.ADMIN, Role.STEWARD, Role.DISPATCHER}
+            )
+        case "finance.read":
+            return actor.is_platform_admin or _operator(actor)
+        case "finance.statement":
+            return (
+                actor.is_platform_admin
+                or _operator(actor)
+                or (own and actor.org_kind in {OrgKind.SERVICE_PROVIDER, OrgKind.CLINIC} and admin)
+            )
+        case "finance.manage":
+            return actor.is_platform_admin or (_operator(actor) and actor.role in {Role.ADMIN, Role.STEWARD})
+        case "finance.buy":
+            return (
+                actor.is_platform_admin
+                or (_operator(actor) and actor.role in {Role.ADMIN, Role.STEWARD})
+                or (own and admin and actor.org_id is not None)
+            )
     raise Invalid(f"unknown action {action!r}")
+
+
+def _operator(actor: Actor) -> bool:
+    """Staff of the operating company."""
+    return actor.is_staff and actor.org_kind == OrgKind.OPERATOR
 
 
 def _bureau(actor: Actor) -> bool:
@@ -265,6 +317,15 @@ _REFUSALS = {
         "only dispatchers, stewards and administrators of the organisation working this order, "
         "or of the data bureau, may do this"
     ),
+    "services.browse": T("sign in to use community services"),
+    "services.book": T("sign in to book community services"),
+    "services.provide": T("only staff of this provider may do this"),
+    "services.provider_read": T("only this provider's staff or the operator may see this"),
+    "services.operate": T("only the operator's dispatchers, stewards and administrators may do this"),
+    "finance.read": T("only the operator's staff may see the operator's finances"),
+    "finance.statement": T("only the operator or this provider's administrators may see its statements"),
+    "finance.manage": T("only the operator's stewards and administrators may do this"),
+    "finance.buy": T("only an administrator of the buying organisation, or the operator, may do this"),
     "participation.configure": T(
         "only stewards and administrators of the data bureau or the operator may configure categories and routing"
     ),

@@ -1,0 +1,9 @@
+"""Pages of group buys, membership boxes and neighbour rentals."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
