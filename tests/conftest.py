@@ -99,8 +99,14 @@ def db(settings_env: dict[str, str]) -> Iterator[Session]:
             names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
             session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         else:
+            from zhishe.finance.ledger import APPEND_ONLY_DDL, APPEND_ONLY_DROP
+
+            for statement in APPEND_ONLY_DROP["sqlite"]:  # the ledger refuses deletes: lift it to empty it
+                session.execute(text(statement))
             for table in reversed(Base.metadata.sorted_tables):
                 session.execute(table.delete())
+            for statement in APPEND_ONLY_DDL["sqlite"]:
+                session.execute(text(statement))
             if _has_sqlite_sequence(session):
                 session.execute(text("DELETE FROM sqlite_sequence"))
         from zhishe.core.audit.service import ensure_head

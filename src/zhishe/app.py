@@ -60,10 +60,12 @@ from zhishe.participation import suggestions_web as participation_suggestions
 from zhishe.services import api as services_api
 from zhishe.services import api_catalog as services_api_catalog
 from zhishe.services import api_money as services_api_money
+from zhishe.services import api_profile as services_api_profile
 from zhishe.services import api_special as services_api_special
 from zhishe.services import pages as services_pages
 from zhishe.services import pages_catalog as services_pages_catalog
 from zhishe.services import pages_money as services_pages_money
+from zhishe.services import pages_profile as services_pages_profile
 from zhishe.services import pages_special as services_pages_special
 
 __all__ = ["create_app"]
@@ -76,6 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     hooks.install()
+    from zhishe.services import engine
+
+    engine.load_processes()  # every declared process is loaded and validated before the first request
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -87,12 +92,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from zhishe.iot import worker as iot_worker
             from zhishe.opendata import worker as opendata_worker
             from zhishe.participation import worker as participation_worker
+            from zhishe.services import worker as services_worker
 
             stops.append(worker.start(lambda: get_sessionmaker(settings.database_url)))
             stops.append(opendata_worker.start(lambda: get_sessionmaker(settings.database_url)))
             stops.append(iot_worker.start(lambda: get_sessionmaker(settings.database_url)))
             stops.append(energy_worker.start(lambda: get_sessionmaker(settings.database_url)))
             stops.append(participation_worker.start(lambda: get_sessionmaker(settings.database_url)))
+            stops.append(services_worker.start(lambda: get_sessionmaker(settings.database_url)))
         yield
         for stop in stops:
             stop()
@@ -151,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services_api.router,
         services_api_special.router,
         services_api_money.router,
+        services_api_profile.router,
         finance_api.router,
         finance_api_revenue.router,
         areas_api.router,
@@ -169,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services_pages.router,
         services_pages_special.router,
         services_pages_money.router,
+        services_pages_profile.router,
         finance_pages.router,
         finance_revenue_pages.router,
         notifications_pages.router,

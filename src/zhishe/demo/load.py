@@ -25,6 +25,7 @@ from zhishe.demo.iot import seed_iot
 from zhishe.demo.model import Community
 from zhishe.demo.opendata import seed_opendata
 from zhishe.demo.participation import seed_participation
+from zhishe.demo.services import seed_services
 
 __all__ = ["load_demo"]
 
@@ -110,6 +111,7 @@ def load_demo(*, seed: int = 2026, households: int = 2000, quiet: bool = False) 
     seed_opendata(sessions, community)
     seed_iot(sessions)
     seed_participation(sessions, community, seed)
+    seed_services(sessions, seed)
     if not quiet:
         _print_logins(community)
     return community

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,6 +37,8 @@ from zhishe.core.i18n import T
 from zhishe.finance.models import Account, Entry, Posting
 
 __all__ = [
+    "APPEND_ONLY_DDL",
+    "APPEND_ONLY_DROP",
     "KINDS",
     "STREAMS",
     "Line",
@@ -43,10 +46,17 @@ __all__ = [
     "balance",
     "balances",
     "escrow_of",
+    "get_entry",
+    "list_accounts",
+    "list_entries",
     "post",
+    "postings_of",
     "provider_payable",
     "reverse",
+    "reverse_entry",
+    "rowcount",
     "totals_by_currency",
+    "trial_balance",
     "wallet",
 ]
 
@@ -137,6 +147,11 @@ def account(session: Session, name: str, *, currency: str = "CNY") -> Account:
     return created
 
 
+def rowcount(result: Any) -> int:
+    """How many rows an UPDATE or DELETE statement's result touched."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def _normal_sign(kind: str) -> int:
     """+1 for accounts that normally carry a debit balance, -1 for credit-balance accounts."""
     return 1 if kind in ("Assets", "Expenses") else -1
@@ -213,7 +228,7 @@ def post(
         if name in guarded:
             sign = _normal_sign(acct.kind)
             change = change.where(sign * (Account.balance_fen + amount) >= 0)
-        if session.execute(change.execution_options(synchronize_session=False)).rowcount != 1:
+        if rowcount(session.execute(change.execution_options(synchronize_session=False))) != 1:
             raise Conflict(
                 T("not enough balance in {name}", name=name), detail={"account": name, "amount_fen": amount}
             )
@@ -276,3 +291,166 @@ def totals_by_currency(session: Session) -> dict[str, int]:
         select(Posting.currency, func.sum(Posting.amount_fen)).group_by(Posting.currency)
     ).all()
     return {currency: int(total or 0) for currency, total in rows}
+
+
+# --- append-only tables ---------------------------------------------------------------------------
+
+#: Triggers that refuse UPDATE and DELETE on entries and postings, per dialect (created by the
+#: migration; TRUNCATE, which only a test database reset uses, is not covered).
+APPEND_ONLY_DDL: dict[str, tuple[str, ...]] = {
+    "sqlite": tuple(
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{table} rows are never changed or deleted'); END"
+        for table in ("finance_entries", "finance_postings")
+        for verb in ("UPDATE", "DELETE")
+    ),
+    "postgresql": (
+        "CREATE OR REPLACE FUNCTION finance_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION '% rows are never changed or deleted', TG_TABLE_NAME; END $$",
+        *(
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION finance_append_only()"
+            for table in ("finance_entries", "finance_postings")
+        ),
+    ),
+}
+#: What removes them again (a downgrade).
+APPEND_ONLY_DROP: dict[str, tuple[str, ...]] = {
+    "sqlite": tuple(
+        f"DROP TRIGGER IF EXISTS {table}_no_{verb.lower()}"
+        for table in ("finance_entries", "finance_postings")
+        for verb in ("UPDATE", "DELETE")
+    ),
+    "postgresql": (
+        "DROP TRIGGER IF EXISTS finance_entries_append_only ON finance_entries",
+        "DROP TRIGGER IF EXISTS finance_postings_append_only ON finance_postings",
+        "DROP FUNCTION IF EXISTS finance_append_only()",
+    ),
+}
+
+
+# --- reading the ledger, and corrections (authorised and audited) ---------------------------------
+
+
+def _audit_read(session: Session, actor: Actor, what: str, object_id: str | int = "*") -> None:
+    from zhishe.core.audit.service import record
+    from zhishe.core.auth import authorize
+
+    authorize(actor, "finance.read")
+    record(
+        session=session,
+        actor=actor,
+        action=f"finance.{what}.read",
+        object_type="finance_ledger",
+        object_id=object_id,
+    )
+
+
+def list_accounts(session: Session, *, actor: Actor) -> list[Account]:
+    """Every account with its balance, by name (operator's staff; audited)."""
+    _audit_read(session, actor, "accounts")
+    return list(session.scalars(select(Account).order_by(Account.name)))
+
+
+def trial_balance(session: Session, *, actor: Actor) -> dict[str, dict[str, int]]:
+    """Per currency: the sum of debit balances, of credit balances, and their total (zero when
+    the ledger is sound), from the accounts' running balances."""
+    _audit_read(session, actor, "trial_balance")
+    result: dict[str, dict[str, int]] = {}
+    for currency, amount in session.execute(select(Account.currency, Account.balance_fen)):
+        row = result.setdefault(currency, {"debits_fen": 0, "credits_fen": 0, "total_fen": 0})
+        row["debits_fen" if amount > 0 else "credits_fen"] += int(amount)
+        row["total_fen"] += int(amount)
+    return result
+
+
+def list_entries(
+    session: Session,
+    *,
+    actor: Actor,
+    after: str | None = None,
+    limit: int = 50,
+    kind: str | None = None,
+    account_name: str | None = None,
+    provider_id: int | None = None,
+    ref_type: str | None = None,
+    ref_id: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Any:
+    """Entries, newest first, by keyset pages, filtered (operator's staff; audited)."""
+    from zhishe.core.pagination import keyset_page
+
+    _audit_read(session, actor, "entries")
+    query = select(Entry)
+    if kind:
+        query = query.where(Entry.kind == kind)
+    if provider_id is not None:
+        query = query.where(Entry.provider_id == provider_id)
+    if ref_type:
+        query = query.where(Entry.ref_type == ref_type)
+    if ref_id is not None:
+        query = query.where(Entry.ref_id == ref_id)
+    if start is not None:
+        query = query.where(Entry.posted_at >= start)
+    if end is not None:
+        query = query.where(Entry.posted_at < end)
+    if account_name:
+        query = query.where(
+            Entry.id.in_(
+                select(Posting.entry_id)
+                .join(Account, Account.id == Posting.account_id)
+                .where(Account.name == account_name)
+            )
+        )
+    return keyset_page(
+        session, query, Entry.id, after=after, limit=max(1, min(limit, 500)), newest_first=True
+    )
+
+
+def postings_of(session: Session, entry_ids: Sequence[int]) -> dict[int, list[tuple[str, int, str]]]:
+    """The postings (account, amount, currency) of each entry."""
+    found: dict[int, list[tuple[str, int, str]]] = {i: [] for i in entry_ids}
+    if not entry_ids:
+        return found
+    rows = session.execute(
+        select(Posting.entry_id, Account.name, Posting.amount_fen, Posting.currency)
+        .join(Account, Account.id == Posting.account_id)
+        .where(Posting.entry_id.in_(list(entry_ids)))
+        .order_by(Posting.entry_id, Posting.id)
+    )
+    for entry_id, name, amount, currency in rows:
+        found[entry_id].append((name, int(amount), currency))
+    return found
+
+
+def get_entry(session: Session, *, actor: Actor, entry_id: int) -> Entry:
+    """One entry (operator's staff; audited)."""
+    _audit_read(session, actor, "entry", entry_id)
+    entry = session.get(Entry, entry_id)
+    if entry is None:
+        raise NotFound(T("there is no ledger entry {id}", id=entry_id), detail={"entry": entry_id})
+    return entry
+
+
+def reverse_entry(session: Session, *, actor: Actor, entry_id: int, reason: str) -> Entry:
+    """Correct an entry by posting its reversal (operator's finance staff, with a reason; audited)."""
+    from zhishe.core.audit.service import record
+    from zhishe.core.auth import authorize
+
+    authorize(actor, "finance.manage")
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid(T("give a reason for the correction"), detail={"field": "reason"})
+    reversal = reverse(
+        session, entry_id=entry_id, actor=actor, memo=f"reversal of entry {entry_id}: {reason}"[:500]
+    )
+    record(
+        session=session,
+        actor=actor,
+        action="finance.entry.reverse",
+        object_type="finance_entry",
+        object_id=entry_id,
+        detail={"reason": reason[:500], "reversal": reversal.id},
+    )
+    return reversal

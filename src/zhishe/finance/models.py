@@ -122,6 +122,9 @@ class Settlement(Base):
     ledger_movement_fen: Mapped[int] = mapped_column(BigInteger)
     entries: Mapped[int] = mapped_column(Integer)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: What the provider collected itself at the service (cash, offline) and so keeps out of the
+    #: payable: ``net_payable_fen = gross - commission - refunds - collected``.
+    collected_fen: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class CostEntry(Base):

@@ -55,13 +55,16 @@ async def public_quota(request: Request, response: Response) -> None:
     the database (an app token) or the network (Redis), so that a query costs one thread hop."""
     settings = get_settings()
     secret = request.headers.get("x-app-token")
+    window = settings.opendata_rate_window
+    limiter = _limiter(settings.rate_limit_url)
     if secret:
-        token_id = await run_in_threadpool(_token_id, secret)
+        token_id, quota = await run_in_threadpool(_token_id, secret)
         key, limit = f"opendata:token:{token_id}", settings.opendata_rate_token
+        if quota is not None:  # a paid plan: its own calls per minute, and per day
+            key, limit, window = f"opendata:plan:{token_id}", quota[0], 60.0
+            await run_in_threadpool(enforce, limiter, f"opendata:plan-day:{token_id}", quota[1], 86400.0)
     else:
         key, limit = address_quota(request.client.host if request.client else "unknown")
-    limiter = _limiter(settings.rate_limit_url)
-    window = settings.opendata_rate_window
     if isinstance(limiter, MemoryLimiter):
         decision = enforce(limiter, key, limit, window)
     else:
@@ -80,10 +83,11 @@ def limiter() -> RateLimiter:
     return _limiter(get_settings().rate_limit_url)
 
 
-def _token_id(secret: str) -> int:
-    """The id of the live app token with this secret (its last use recorded)."""
+def _token_id(secret: str) -> tuple[int, apptokens.Quota | None]:
+    """The id of the live app token with this secret (its last use recorded) and its own quota."""
     with get_sessionmaker(get_settings().database_url).begin() as session:
-        return apptokens.resolve(session=session, secret=secret).id
+        token_id = apptokens.resolve(session=session, secret=secret).id
+        return token_id, apptokens.quota_of(session, token_id)
 
 
 def quota_headers(response: Response) -> dict[str, str]:

@@ -8,18 +8,35 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zhishe.core import clock
+from zhishe.core.accounts.models import User
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, authorize
 from zhishe.core.errors import Forbidden, Invalid, NotFound
 from zhishe.core.i18n import T
 from zhishe.opendata.models import AppToken
 
-__all__ = ["MAX_TOKENS", "create", "list_mine", "resolve", "revoke"]
+__all__ = [
+    "MAX_TOKENS",
+    "Quota",
+    "create",
+    "list_mine",
+    "org_of_tokens",
+    "quota_of",
+    "register_quota_finder",
+    "resolve",
+    "revoke",
+]
+
+#: A token's own quota: ``(calls per minute, calls per day)``.
+Quota = tuple[int, int]
+QuotaFinder = Callable[[Session, int], Quota | None]
+_quota_finders: list[QuotaFinder] = []
 
 MAX_TOKENS = 20
 _PREFIX = "zat_"
@@ -105,3 +122,27 @@ def resolve(*, session: Session, secret: str) -> AppToken:
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         token.last_used_at = now  # at most one write a minute per token
     return token
+
+
+def register_quota_finder(finder: QuotaFinder) -> None:
+    """Let ``finder(session, token_id)`` grant a token a quota of its own (a paid data plan)."""
+    if finder not in _quota_finders:
+        _quota_finders.append(finder)
+
+
+def quota_of(session: Session, token_id: int) -> Quota | None:
+    """The highest quota any finder grants the token, or None for the default limit."""
+    found = [q for q in (finder(session, token_id) for finder in _quota_finders) if q is not None]
+    return max(found) if found else None
+
+
+def org_of_tokens(*, session: Session, token_ids: list[int]) -> dict[int, int]:
+    """The organisation of each live token's owner, by token id (unknown or revoked tokens left out)."""
+    if not token_ids:
+        return {}
+    rows = session.execute(
+        select(AppToken.id, User.org_id)
+        .join(User, User.id == AppToken.user_id)
+        .where(AppToken.id.in_(token_ids), AppToken.revoked_at.is_(None))
+    ).all()
+    return {int(token_id): int(org_id) for token_id, org_id in rows if org_id is not None}

@@ -77,6 +77,7 @@ __all__ = [
     "open311_status",
     "public_updates",
     "queue",
+    "residence_area_id",
     "route",
     "split",
     "submit",
@@ -1203,3 +1204,11 @@ def close_unconfirmed(*, session: Session, now: datetime | None = None) -> int:
             detail={"count": len(due)},
         )
     return len(due)
+
+
+def residence_area_id(session: Session, user_id: int) -> int | None:
+    """The area (building or unit) where resident ``user_id`` told the platform they live, if any."""
+    from zhishe.participation.models import Residence
+
+    home = session.get(Residence, user_id)
+    return home.area_id if home is not None else None

@@ -50,6 +50,7 @@ __all__ = [
     "Voucher",
     "VoucherProgramme",
     "WaitlistEntry",
+    "WalletTopUp",
 ]
 
 
@@ -469,3 +470,23 @@ class GatewayCallback(Base):
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     outcome: Mapped[str] = mapped_column(String(200), default="")
     body: Mapped[str] = mapped_column(Text, default="")
+
+
+class WalletTopUp(Base):
+    """Money a resident put into their wallet: at the service desk (bank transfer or cash, entered
+    by operator staff) or through the online gateway (pending until its signed callback)."""
+
+    __tablename__ = "services_wallet_topups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    #: bank | cash | gateway
+    via: Mapped[str] = mapped_column(String(16))
+    #: pending (waiting for the gateway) | done | failed
+    state: Mapped[str] = mapped_column(String(16), default="done")
+    #: The gateway's reference (out_trade_no) for gateway top-ups.
+    reference: Mapped[str] = mapped_column(String(64), default="", index=True)
+    entry_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

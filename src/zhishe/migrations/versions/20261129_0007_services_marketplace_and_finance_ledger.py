@@ -2,7 +2,7 @@
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-11-29 15:37:11.577501
+Create Date: 2026-11-29 16:05:06.055562
 """
 
 from __future__ import annotations
@@ -124,6 +124,7 @@ def upgrade() -> None:
         sa.Column("ledger_movement_fen", sa.BigInteger(), nullable=False),
         sa.Column("entries", sa.Integer(), nullable=False),
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("collected_fen", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_finance_settlements")),
         sa.UniqueConstraint("provider_id", "month", name=op.f("uq_finance_settlements_provider_id_month")),
     )
@@ -424,6 +425,26 @@ def upgrade() -> None:
     with op.batch_alter_table("services_vouchers", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_services_vouchers_programme_id"), ["programme_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_services_vouchers_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
+        "services_wallet_topups",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.Column("via", sa.String(length=16), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("reference", sa.String(length=64), nullable=False),
+        sa.Column("entry_id", sa.Integer(), nullable=True),
+        sa.Column("created_by", sa.String(length=100), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_services_wallet_topups_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_services_wallet_topups")),
+    )
+    with op.batch_alter_table("services_wallet_topups", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_services_wallet_topups_reference"), ["reference"], unique=False)
+        batch_op.create_index(batch_op.f("ix_services_wallet_topups_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "services_group_buys",
@@ -799,6 +820,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_services_group_buys_deadline"))
 
     op.drop_table("services_group_buys")
+    with op.batch_alter_table("services_wallet_topups", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_services_wallet_topups_user_id"))
+        batch_op.drop_index(batch_op.f("ix_services_wallet_topups_reference"))
+
+    op.drop_table("services_wallet_topups")
     with op.batch_alter_table("services_vouchers", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_services_vouchers_user_id"))
         batch_op.drop_index(batch_op.f("ix_services_vouchers_programme_id"))

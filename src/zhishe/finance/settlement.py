@@ -1,0 +1,317 @@
+"""Monthly settlement statements per provider, computed from the ledger, and payouts.
+
+For provider ``P`` and a month (its boundaries in the platform timezone), over the entries posted in
+it (a reversal counts under the kind of the entry it reverses, with its opposite amounts):
+
+- **gross**: the prices captured for P's transactions (credits to P's payable plus the commission in
+  ``capture`` entries), plus deposits kept for P after a dispute (``deposit_settle``);
+- **commission**: the ``Income:Commission`` credited by those captures;
+- **subsidies**: the part of gross paid by vouchers (debits on ``Liabilities:Subsidy:*`` and
+  ``Expenses:Promotions:*`` in captures, less what refunds gave back to those funds): information,
+  already inside gross;
+- **refunds**: what refunds took back from P (the refund less the commission returned with it);
+- **collected**: cash P took itself at the service (``collected`` entries), which it already holds;
+- **net payable** = gross - commission - refunds - collected.
+
+The **ledger movement** is the change of ``Liabilities:Payables:P<id>`` over the month from every
+posting on that account (credit positive), leaving out payouts, which pay earlier months. The
+statement stores both; their difference must be zero, and is non-zero only if something moved
+P's payable outside the flows above. Paying a provider out posts Dr payable Cr ``Assets:Bank``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from zhishe.core import clock
+from zhishe.core.audit.service import record
+from zhishe.core.auth import Actor, authorize, can
+from zhishe.core.config import get_settings
+from zhishe.core.errors import Forbidden, Invalid
+from zhishe.core.i18n import T
+from zhishe.finance import ledger
+from zhishe.finance.models import Account, Entry, Posting, Settlement
+
+__all__ = [
+    "Statement",
+    "compute",
+    "list_payouts",
+    "list_settlements",
+    "month_bounds",
+    "parse_month",
+    "payout",
+    "run",
+]
+
+_PAYABLE_PREFIX = "Liabilities:Payables:P"
+
+
+@dataclass(slots=True)
+class Statement:
+    """One provider's figures for one month, in fen."""
+
+    provider_id: int
+    month: str
+    gross_fen: int = 0
+    commission_fen: int = 0
+    subsidies_fen: int = 0
+    refunds_fen: int = 0
+    collected_fen: int = 0
+    ledger_movement_fen: int = 0
+    entries: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def net_payable_fen(self) -> int:
+        """Gross - commission - refunds - collected."""
+        return self.gross_fen - self.commission_fen - self.refunds_fen - self.collected_fen
+
+    @property
+    def difference_fen(self) -> int:
+        """Net payable minus the ledger movement: zero when the statement reconciles."""
+        return self.net_payable_fen - self.ledger_movement_fen
+
+
+def parse_month(text: str, *, field_name: str = "month") -> str:
+    """``YYYY-MM`` checked; ``Invalid`` names the field otherwise."""
+    value = (text or "").strip()
+    try:
+        if len(value) != 7 or value[4] != "-":
+            raise ValueError(value)
+        year, month = int(value[:4]), int(value[5:])
+        date(year, month, 1)
+    except ValueError:
+        raise Invalid(
+            T("{field} must be a month like 2026-11", field=field_name), detail={"field": field_name}
+        ) from None
+    return value
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """The first instant of ``month`` and of the next one, in the platform timezone."""
+    value = parse_month(month)
+    year, number = int(value[:4]), int(value[5:])
+    tz = get_settings().tz
+    start = datetime.combine(date(year, number, 1), time(0), tzinfo=tz)
+    end = datetime.combine(date(year + number // 12, number % 12 + 1, 1), time(0), tzinfo=tz)
+    return start, end
+
+
+def compute(session: Session, month: str, *, provider_id: int | None = None) -> list[Statement]:
+    """Every provider's statement for ``month`` (or just ``provider_id``'s), from the ledger."""
+    start, end = month_bounds(month)
+    original = aliased(Entry)
+    kind = func.coalesce(original.kind, Entry.kind)
+    is_payable = (
+        (Account.owner_type == "provider")
+        & (Account.owner_id == Entry.provider_id)
+        & Account.name.like(f"{_PAYABLE_PREFIX}%")
+    )
+    is_fund = or_(Account.name.like("Liabilities:Subsidy:%"), Account.name.like("Expenses:Promotions:%"))
+    klass = case(
+        (is_payable, "payable"),
+        (Account.name == "Income:Commission", "commission"),
+        (is_fund, "fund"),
+        else_="other",
+    )
+    query = (
+        select(Entry.provider_id, kind, klass, func.sum(Posting.amount_fen))
+        .join(Posting, Posting.entry_id == Entry.id)
+        .join(Account, Account.id == Posting.account_id)
+        .outerjoin(original, original.id == Entry.reverses_id)
+        .where(Entry.posted_at >= start, Entry.posted_at < end, Entry.provider_id.is_not(None))
+        .group_by(Entry.provider_id, kind, klass)
+    )
+    if provider_id is not None:
+        query = query.where(Entry.provider_id == provider_id)
+    sums: dict[int, dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
+    for pid, entry_kind, account_class, total in session.execute(query):
+        sums[int(pid)][(str(entry_kind), str(account_class))] += int(total or 0)
+    statements: dict[int, Statement] = {}
+    for pid, got in sums.items():
+        s = Statement(provider_id=pid, month=month)
+        s.commission_fen = -got[("capture", "commission")]
+        s.gross_fen = -got[("capture", "payable")] + s.commission_fen - got[("deposit_settle", "payable")]
+        s.subsidies_fen = got[("capture", "fund")] + got[("refund", "fund")]
+        s.refunds_fen = got[("refund", "payable")]
+        s.collected_fen = got[("collected", "payable")]
+        s.by_kind = {k: -v for (k, c), v in got.items() if c == "payable"}
+        statements[pid] = s
+    for pid, movement in _movements(session, start, end, provider_id).items():
+        statements.setdefault(pid, Statement(provider_id=pid, month=month)).ledger_movement_fen = movement
+    counts = select(Entry.provider_id, func.count(Entry.id)).where(
+        Entry.posted_at >= start, Entry.posted_at < end, Entry.provider_id.is_not(None)
+    )
+    if provider_id is not None:
+        counts = counts.where(Entry.provider_id == provider_id)
+    for pid, count in session.execute(counts.group_by(Entry.provider_id)):
+        if pid is not None and pid in statements:
+            statements[pid].entries = int(count)
+    return [statements[pid] for pid in sorted(statements)]
+
+
+def _movements(session: Session, start: datetime, end: datetime, provider_id: int | None) -> dict[int, int]:
+    """Credit movement of every provider payable over [start, end), payouts left out."""
+    original = aliased(Entry)
+    kind = func.coalesce(original.kind, Entry.kind)
+    query = (
+        select(Account.owner_id, func.sum(Posting.amount_fen))
+        .join(Posting, Posting.account_id == Account.id)
+        .join(Entry, Entry.id == Posting.entry_id)
+        .outerjoin(original, original.id == Entry.reverses_id)
+        .where(
+            Account.owner_type == "provider",
+            Account.name.like(f"{_PAYABLE_PREFIX}%"),
+            Entry.posted_at >= start,
+            Entry.posted_at < end,
+            kind != "payout",
+        )
+        .group_by(Account.owner_id)
+    )
+    if provider_id is not None:
+        query = query.where(Account.owner_id == provider_id)
+    return {int(pid): -int(total or 0) for pid, total in session.execute(query) if pid is not None}
+
+
+def _provider_org(session: Session, provider_id: int) -> int | None:
+    from zhishe.services import payments
+
+    return payments.provider_org_id(session, provider_id)
+
+
+def run(session: Session, *, actor: Actor, month: str) -> list[Settlement]:
+    """Compute and store every provider's statement for ``month`` (replacing earlier runs)."""
+    authorize(actor, "finance.manage")
+    month = parse_month(month)
+    rows: list[Settlement] = []
+    now = clock.now()
+    for statement in compute(session, month):
+        row = session.scalar(
+            select(Settlement).where(
+                Settlement.provider_id == statement.provider_id, Settlement.month == month
+            )
+        )
+        if row is None:
+            row = Settlement(provider_id=statement.provider_id, month=month)
+            session.add(row)
+        row.gross_fen = statement.gross_fen
+        row.commission_fen = statement.commission_fen
+        row.subsidies_fen = statement.subsidies_fen
+        row.refunds_fen = statement.refunds_fen
+        row.collected_fen = statement.collected_fen
+        row.net_payable_fen = statement.net_payable_fen
+        row.ledger_movement_fen = statement.ledger_movement_fen
+        row.entries = statement.entries
+        row.computed_at = now
+        rows.append(row)
+    session.flush()
+    record(
+        session=session,
+        actor=actor,
+        action="finance.settlement.run",
+        object_type="finance_settlement",
+        object_id=month,
+        detail={
+            "providers": len(rows),
+            "differences": sum(1 for r in rows if r.net_payable_fen != r.ledger_movement_fen),
+        },
+    )
+    return rows
+
+
+def list_settlements(
+    session: Session, *, actor: Actor, month: str | None = None, provider_id: int | None = None
+) -> list[Settlement]:
+    """Stored statements: all of them for the operator, its own for a provider's administrator."""
+    if not can(actor, "finance.read"):
+        own = _own_provider(session, actor)
+        if own is None or (provider_id is not None and provider_id != own):
+            raise Forbidden(
+                T("only the operator or this provider's administrators may see its statements"),
+                detail={"action": "finance.statement"},
+            )
+        authorize(actor, "finance.statement", org_id=actor.org_id)
+        provider_id = own
+    query = select(Settlement)
+    if month:
+        query = query.where(Settlement.month == parse_month(month))
+    if provider_id is not None:
+        query = query.where(Settlement.provider_id == provider_id)
+    record(
+        session=session,
+        actor=actor,
+        action="finance.settlement.read",
+        object_type="finance_settlement",
+        object_id=month or "*",
+        detail={"provider": provider_id},
+    )
+    return list(session.scalars(query.order_by(Settlement.month.desc(), Settlement.provider_id)))
+
+
+def _own_provider(session: Session, actor: Actor) -> int | None:
+    from zhishe.services import payments
+
+    if actor.org_id is None:
+        return None
+    return payments.provider_of_org(session, actor.org_id)
+
+
+def payout(session: Session, *, actor: Actor, provider_id: int, amount_fen: int, memo: str = "") -> Entry:
+    """Pay a provider what it is owed: Dr its payable, Cr ``Assets:Bank``. The payable may not go
+    below zero (the operator pays out no more than it owes)."""
+    authorize(actor, "finance.manage")
+    if (
+        isinstance(amount_fen, bool)
+        or not isinstance(amount_fen, int)
+        or not 0 < amount_fen <= ledger.MAX_FEN
+    ):
+        raise Invalid(T("amount_fen must be a positive whole number of fen"), detail={"field": "amount_fen"})
+    if _provider_org(session, provider_id) is None:
+        raise Invalid(T("there is no provider {id}", id=provider_id), detail={"field": "provider_id"})
+    payable = ledger.provider_payable(provider_id)
+    entry = ledger.post(
+        session,
+        kind="payout",
+        lines=[(payable, amount_fen), ("Assets:Bank", -amount_fen)],
+        memo=(memo or f"payout to provider {provider_id}")[:500],
+        ref_type="provider",
+        ref_id=provider_id,
+        provider_id=provider_id,
+        actor=actor,
+        no_overdraft=[payable],
+    )
+    record(
+        session=session,
+        actor=actor,
+        action="finance.payout",
+        object_type="provider",
+        object_id=provider_id,
+        detail={"amount_fen": amount_fen, "entry": entry.id},
+    )
+    return entry
+
+
+def list_payouts(
+    session: Session, *, actor: Actor, provider_id: int | None = None
+) -> list[tuple[Entry, int]]:
+    """Payouts (newest first) with their amounts, for the operator (audited)."""
+    authorize(actor, "finance.read")
+    query = (
+        select(Entry, Posting.amount_fen)
+        .join(Posting, Posting.entry_id == Entry.id)
+        .join(Account, Account.id == Posting.account_id)
+        .where(Entry.kind == "payout", Account.name.like(f"{_PAYABLE_PREFIX}%"))
+    )
+    if provider_id is not None:
+        query = query.where(Entry.provider_id == provider_id)
+    record(
+        session=session, actor=actor, action="finance.payout.list", object_type="finance_entry", object_id="*"
+    )
+    return [
+        (entry, int(amount)) for entry, amount in session.execute(query.order_by(Entry.id.desc()).limit(500))
+    ]
