@@ -65,6 +65,8 @@ bench: dev
 	$(BIN)/python bench/charging_bench.py
 	$(BIN)/python bench/open311_bench.py
 	$(BIN)/python bench/participation_sweep_bench.py
+	$(BIN)/python bench/booking_bench.py
+	$(BIN)/python bench/ledger_bench.py
 
 lock: $(BIN)/python
 	$(BIN)/python tools/lock.py

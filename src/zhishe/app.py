@@ -41,6 +41,7 @@ from zhishe.energy import api_dr as energy_api_dr
 from zhishe.energy import pages as energy_pages
 from zhishe.exchange import api as exchange_api
 from zhishe.exchange import pages as exchange_pages
+from zhishe.finance import ads as finance_ads
 from zhishe.finance import api as finance_api
 from zhishe.finance import api_revenue as finance_api_revenue
 from zhishe.finance import pages as finance_pages
@@ -192,11 +193,14 @@ def _add_platform_routes(app: FastAPI) -> None:
     def home(request: Request, session: SessionDep, actor: OptionalActor) -> Response:
         stats: dict[str, int] = {}
         recent = []
-        if actor is not None:
+        resident = actor is None or not actor.is_staff
+        if actor is not None and actor.is_staff:
             stats = catalog_service.stats(session=session, actor=actor)
             stats["orgs"] = len(accounts_service.list_orgs(session=session, actor=actor, limit=1000).items)
             recent = catalog_service.recent(session=session, actor=actor)
-        return render(request, "home.html", {"stats": stats, "recent": recent})
+        # the resident home page carries the "home" advertising placement (its impression is counted)
+        ad = finance_ads.serve(session, "home") if resident else None
+        return render(request, "home.html", {"stats": stats, "recent": recent, "ad": ad})
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

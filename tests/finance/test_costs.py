@@ -7,7 +7,7 @@ import pytest
 from finance.revenue_world import balanced, entries
 from services.sworld import ServicesWorld
 from zhishe.core.errors import Forbidden, Invalid
-from zhishe.finance import costs, ledger
+from zhishe.finance import costs, ledger, money
 
 
 def test_a_cost_posts_to_the_operating_expense_of_its_stream(sw: ServicesWorld) -> None:
@@ -101,9 +101,9 @@ def test_only_operator_stewards_and_admins_enter_costs(sw: ServicesWorld) -> Non
 
 
 def test_half_even_rounds_ties_to_the_even_neighbour() -> None:
-    assert [costs.half_even(n, 2) for n in (1, 3, 5, -1, -3)] == [0, 2, 2, 0, -2]
-    assert costs.half_even(7, 3) == 2 and costs.half_even(8, 3) == 3
-    assert costs.parse_yuan("12.5") == 1250 and costs.parse_yuan("0.01") == 1
+    assert [money.half_even(n, 2) for n in (1, 3, 5, -1, -3)] == [0, 2, 2, 0, -2]
+    assert money.half_even(7, 3) == 2 and money.half_even(8, 3) == 3
+    assert money.parse_yuan("12.5") == 1250 and money.parse_yuan("0.01") == 1
     for bad in ("-1", "1.001", "abc", "0", "1e3"):
         with pytest.raises(Invalid):
-            costs.parse_yuan(bad)
+            money.parse_yuan(bad)

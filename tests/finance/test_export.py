@@ -13,7 +13,7 @@ import pytest
 from services.moneykit import assert_zero_sum, make_txn, programme, top_up
 from services.sworld import ServicesWorld
 from zhishe.core.errors import Forbidden, Invalid
-from zhishe.finance import export
+from zhishe.finance import export, money
 from zhishe.services import payments, vouchers
 from zhishe.services.models import Voucher
 
@@ -78,7 +78,7 @@ def test_only_the_operator_may_export(sw: ServicesWorld) -> None:
 
 
 def test_yuan_is_exact() -> None:
-    assert [export.yuan(v) for v in (0, 5, -5, 100, -123456, 10**12)] == [
+    assert [money.yuan(v) for v in (0, 5, -5, 100, -123456, 10**12)] == [
         "0.00",
         "0.05",
         "-0.05",

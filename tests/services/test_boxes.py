@@ -13,12 +13,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from services.specialkit import assert_balanced, entries, fund, held
 from services.sworld import MONDAY, ServicesWorld
 from zhishe.core import clock
 from zhishe.core.errors import Conflict, Forbidden, Invalid, NotFound
 from zhishe.finance import ledger
-from zhishe.finance.models import Entry
-from zhishe.services import boxes, wallet
+from zhishe.services import boxes
 from zhishe.services.models import BoxDelivery, Listing, Transaction
 
 START_FEN = 500_000
@@ -34,15 +34,7 @@ PLANS = {
 @pytest.fixture()
 def listing(sw: ServicesWorld) -> Listing:
     """The farm's weekly vegetable box; res1 and res2 hold ¥5,000."""
-    for name in ("res1", "res2"):
-        wallet.top_up(
-            session=sw.session,
-            actor=sw.actor("op-steward"),
-            user_id=sw.users[name].id,
-            amount_fen=START_FEN,
-            via="bank",
-        )
-    sw.session.commit()
+    fund(sw, ("res1", "res2"), START_FEN)
     return sw.listing(
         sw.providers["farm"],
         "fresh_food",
@@ -73,22 +65,7 @@ def _deliver(sw: ServicesWorld, txn: Transaction, count: int) -> None:
         .limit(count)
     ).all():
         boxes.mark_delivered(sw.session, actor=sw.actor("farm-admin"), delivery_id=delivery.id)
-        sw.session.commit()
-
-
-def _money(sw: ServicesWorld, name: str = "res1") -> int:
-    return -ledger.balance(sw.session, ledger.wallet(sw.users[name].id))
-
-
-def _entries(sw: ServicesWorld) -> int:
-    return int(sw.session.scalar(select(func.count()).select_from(Entry)) or 0)
-
-
-def _balanced(sw: ServicesWorld) -> None:
-    assert all(total == 0 for total in ledger.totals_by_currency(sw.session).values())
-
-
-# --- the arithmetic ----------------------------------------------------------------------------------
+        sw.session.commit()  # --- the arithmetic ----------------------------------------------------------------------------------
 
 
 @given(total=st.integers(min_value=0, max_value=10**10), parts=st.integers(min_value=1, max_value=366))
@@ -147,8 +124,8 @@ def test_subscribing_prepays_the_plan_into_escrow_and_schedules_every_delivery(
         date(2026, 11, 3) + timedelta(days=7 * i) for i in range(4)
     ]
     assert ledger.balance(sw.session, ledger.escrow_of()) == -4 * BOX_FEN
-    assert _money(sw) == START_FEN - 4 * BOX_FEN
-    _balanced(sw)
+    assert held(sw) == START_FEN - 4 * BOX_FEN
+    assert_balanced(sw)
 
 
 def test_each_delivery_pays_the_provider_only_that_periods_share_and_the_last_completes(
@@ -167,7 +144,7 @@ def test_each_delivery_pays_the_provider_only_that_periods_share_and_the_last_co
         -ledger.balance(sw.session, payable) + -ledger.balance(sw.session, "Income:Commission")
         == txn.price_fen
     )
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_a_mid_plan_cancel_refunds_the_undelivered_boxes_pro_rata_to_the_fen(
@@ -188,12 +165,12 @@ def test_a_mid_plan_cancel_refunds_the_undelivered_boxes_pro_rata_to_the_fen(
     sw.session.commit()
     sw.session.refresh(txn)
     assert txn.state == "cancelled"
-    assert _money(sw) == START_FEN - 3 * 8_392
+    assert held(sw) == START_FEN - 3 * 8_392
     assert ledger.balance(sw.session, ledger.escrow_of()) == 0
     assert txn.captured_fen + preview["refund_fen"] == price
     states = sw.session.scalars(select(BoxDelivery.state).where(BoxDelivery.transaction_id == txn.id)).all()
     assert states.count("delivered") == 3 and states.count("cancelled") == 23
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_pausing_skips_the_periods_in_the_pause_and_extends_the_end(
@@ -220,19 +197,19 @@ def test_pausing_skips_the_periods_in_the_pause_and_extends_the_end(
     ]
     assert view.ends_on == date(2026, 12, 8)
     assert len(view.deliveries) == 4 and txn.price_fen == 4 * BOX_FEN
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_pausing_a_cancelled_box_is_refused_with_nothing_posted(sw: ServicesWorld, listing: Listing) -> None:
     txn = _subscribe(sw, listing, "month")
     boxes.cancel(sw.session, actor=sw.actor("res1"), transaction_id=txn.id)
     sw.session.commit()
-    before = _entries(sw)
+    before = entries(sw)
     with pytest.raises(Conflict, match="cannot pause"):
         boxes.pause(sw.session, actor=sw.actor("res1"), transaction_id=txn.id)
     sw.session.rollback()
-    assert _entries(sw) == before and _money(sw) == START_FEN
-    _balanced(sw)
+    assert entries(sw) == before and held(sw) == START_FEN
+    assert_balanced(sw)
 
 
 def test_only_the_resident_may_pause_and_only_the_provider_may_deliver(
@@ -248,7 +225,7 @@ def test_only_the_resident_may_pause_and_only_the_provider_may_deliver(
         boxes.mark_delivered(sw.session, actor=sw.actor("res1"), delivery_id=delivery.id)
     sw.session.rollback()
     assert txn.captured_fen == 0
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 @pytest.mark.parametrize(
@@ -262,15 +239,15 @@ def test_only_the_resident_may_pause_and_only_the_provider_may_deliver(
 def test_hostile_subscriptions_are_refused_with_nothing_posted(
     sw: ServicesWorld, listing: Listing, change: dict[str, Any], field: str
 ) -> None:
-    before = _entries(sw)
+    before = entries(sw)
     plan = change.pop("plan", "month")
     with pytest.raises(Invalid) as caught:
         _subscribe(sw, listing, plan, **change)
     sw.session.rollback()
     assert caught.value.detail["field"] == field
-    assert _entries(sw) == before
+    assert entries(sw) == before
     assert sw.session.scalar(select(func.count()).select_from(Transaction)) == 0
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_a_plan_the_listing_does_not_offer_is_refused(sw: ServicesWorld, listing: Listing) -> None:
@@ -280,11 +257,11 @@ def test_a_plan_the_listing_does_not_offer_is_refused(sw: ServicesWorld, listing
         _subscribe(sw, listing, "year")
     sw.session.rollback()
     assert caught.value.detail["field"] == "plan"
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_a_client_sent_price_is_ignored(sw: ServicesWorld, listing: Listing) -> None:
     txn = _subscribe(sw, listing, "month", options={"price_fen": 1, "discount_fen": 99_999})
     assert txn.price_fen == 4 * BOX_FEN
-    assert _money(sw) == START_FEN - 4 * BOX_FEN
-    _balanced(sw)
+    assert held(sw) == START_FEN - 4 * BOX_FEN
+    assert_balanced(sw)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from helpers import require_service
 from services.moneykit import KeyPair, assert_zero_sum, entries, key_pair, make_txn, signed
 from services.sworld import ServicesWorld
 from zhishe.core.errors import Conflict, Forbidden, Invalid
@@ -158,8 +159,8 @@ def test_a_key_that_is_not_rsa_pem_is_refused() -> None:
         gateway.parse_public_key("not a key")
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
 def test_signatures_made_by_openssl_verify(tmp_path: Path) -> None:
+    require_service("openssl", shutil.which("openssl") is not None, "the openssl command is not installed")
     key = tmp_path / "gateway.pem"
     subprocess.run(
         ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key)],

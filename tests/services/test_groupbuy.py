@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from services.specialkit import assert_balanced, fund, held
 from services.sworld import MONDAY, ServicesWorld
 from zhishe.core import clock
 from zhishe.core.errors import Conflict, Invalid
 from zhishe.finance import ledger
 from zhishe.finance.models import Entry
-from zhishe.services import engine, groupbuy, wallet
+from zhishe.services import engine, groupbuy
 from zhishe.services.models import GroupBuy, Listing, StockBatch, Transaction
 
 START_FEN = 50_000
@@ -29,15 +30,7 @@ UNIT = {"unit": "unit", "unit_fen": PRICE_FEN, "min_units": 1, "surcharges": []}
 @pytest.fixture()
 def listing(sw: ServicesWorld) -> Listing:
     """A farm's group buy of a box of oranges: 3 members within 24 hours; res1..res5 hold ¥500."""
-    for name in ("res1", "res2", "res3", "res4", "res5"):
-        wallet.top_up(
-            session=sw.session,
-            actor=sw.actor("op-steward"),
-            user_id=sw.users[name].id,
-            amount_fen=START_FEN,
-            via="bank",
-        )
-    sw.session.commit()
+    fund(sw, ("res1", "res2", "res3", "res4", "res5"), START_FEN)
     return sw.listing(
         sw.providers["farm"],
         "group_buy",
@@ -48,10 +41,6 @@ def listing(sw: ServicesWorld) -> Listing:
         settings={"group_min": 3, "group_hours": 24},
         availability="none",
     )
-
-
-def _money(sw: ServicesWorld, name: str) -> int:
-    return -ledger.balance(sw.session, ledger.wallet(sw.users[name].id))
 
 
 def _join(sw: ServicesWorld, listing: Listing, name: str, **extra: Any) -> Transaction:
@@ -69,10 +58,6 @@ def _entries(sw: ServicesWorld, kind: str | None = None) -> int:
     return int(sw.session.scalar(query) or 0)
 
 
-def _balanced(sw: ServicesWorld) -> None:
-    assert all(total == 0 for total in ledger.totals_by_currency(sw.session).values())
-
-
 def test_members_wait_in_escrow_until_the_group_is_big_enough(sw: ServicesWorld, listing: Listing) -> None:
     first = _join(sw, listing, "res1")
     second = _join(sw, listing, "res2")
@@ -82,9 +67,9 @@ def test_members_wait_in_escrow_until_the_group_is_big_enough(sw: ServicesWorld,
     assert group is not None and group.members == 2 and group.state == "forming"
     assert group.deadline == MONDAY + timedelta(hours=24)
     assert ledger.balance(sw.session, ledger.escrow_of()) == -2 * PRICE_FEN
-    assert _money(sw, "res1") == START_FEN - PRICE_FEN
+    assert held(sw, "res1") == START_FEN - PRICE_FEN
     assert first.timer_transition == "fail" and first.timer_at == group.deadline
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_a_formed_group_charges_every_member(sw: ServicesWorld, listing: Listing) -> None:
@@ -100,8 +85,8 @@ def test_a_formed_group_charges_every_member(sw: ServicesWorld, listing: Listing
     assert -ledger.balance(sw.session, "Income:Commission") == 3 * COMMISSION_FEN
     assert _entries(sw, "capture") == 3
     for name in ("res1", "res2", "res3"):
-        assert _money(sw, name) == START_FEN - PRICE_FEN
-    _balanced(sw)
+        assert held(sw, name) == START_FEN - PRICE_FEN
+    assert_balanced(sw)
 
 
 def test_a_formed_group_keeps_taking_members_until_its_deadline_then_a_new_group_opens(
@@ -116,7 +101,7 @@ def test_a_formed_group_keeps_taking_members_until_its_deadline_then_a_new_group
     clock.set_clock(lambda: MONDAY + timedelta(hours=25))
     after = _join(sw, listing, "res5")
     assert after.group_id != late.group_id and after.state == "joined"
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_a_failed_group_refunds_everyone_in_full_and_the_ledger_shows_it(
@@ -124,7 +109,7 @@ def test_a_failed_group_refunds_everyone_in_full_and_the_ledger_shows_it(
 ) -> None:
     first = _join(sw, listing, "res1")
     _join(sw, listing, "res2")
-    assert _money(sw, "res1") == START_FEN - PRICE_FEN
+    assert held(sw, "res1") == START_FEN - PRICE_FEN
     outcome = groupbuy.sweep(sw.session, MONDAY + timedelta(hours=24, minutes=1))
     assert outcome == {"groups_failed": 1, "members_refunded": 2}
     sw.session.expire_all()
@@ -132,14 +117,14 @@ def test_a_failed_group_refunds_everyone_in_full_and_the_ledger_shows_it(
     assert group is not None and group.state == "failed"
     states = sw.session.scalars(select(Transaction.state).where(Transaction.group_id == group.id)).all()
     assert states == ["failed", "failed"]
-    assert _money(sw, "res1") == START_FEN and _money(sw, "res2") == START_FEN
+    assert held(sw, "res1") == START_FEN and held(sw, "res2") == START_FEN
     assert ledger.balance(sw.session, ledger.escrow_of()) == 0
     assert _entries(sw, "hold") == 2 and _entries(sw, "release") == 2 and _entries(sw, "capture") == 0
     assert groupbuy.sweep(sw.session, MONDAY + timedelta(hours=25)) == {
         "groups_failed": 0,
         "members_refunded": 0,
     }
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_the_engine_timers_also_fail_a_group_at_its_deadline(sw: ServicesWorld, listing: Listing) -> None:
@@ -147,9 +132,9 @@ def test_the_engine_timers_also_fail_a_group_at_its_deadline(sw: ServicesWorld, 
     _join(sw, listing, "res2")
     assert engine.run_timers(sw.session, MONDAY + timedelta(hours=23)) == 0
     assert engine.run_timers(sw.session, MONDAY + timedelta(hours=24)) == 2
-    assert _money(sw, "res1") == START_FEN and _money(sw, "res2") == START_FEN
+    assert held(sw, "res1") == START_FEN and held(sw, "res2") == START_FEN
     assert ledger.balance(sw.session, ledger.escrow_of()) == 0
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_joining_a_closed_group_after_its_deadline_opens_a_new_one(
@@ -159,7 +144,7 @@ def test_joining_a_closed_group_after_its_deadline_opens_a_new_one(
     clock.set_clock(lambda: MONDAY + timedelta(hours=30))
     again = _join(sw, listing, "res1")
     assert again.group_id != first.group_id
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 @pytest.mark.parametrize(
@@ -182,7 +167,7 @@ def test_hostile_joins_are_refused_with_nothing_posted(
     assert _entries(sw) == before
     assert sw.session.scalar(select(func.count()).select_from(Transaction)) == 0
     assert sw.session.scalar(select(func.count()).select_from(GroupBuy)) == 0
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_joining_twice_is_refused_and_nothing_is_posted(sw: ServicesWorld, listing: Listing) -> None:
@@ -192,17 +177,17 @@ def test_joining_twice_is_refused_and_nothing_is_posted(sw: ServicesWorld, listi
         _join(sw, listing, "res1")
     sw.session.rollback()
     assert _entries(sw) == before
-    assert _money(sw, "res1") == START_FEN - PRICE_FEN
+    assert held(sw, "res1") == START_FEN - PRICE_FEN
     assert sw.session.scalar(select(GroupBuy.members)) == 1
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_a_client_sent_price_is_ignored(sw: ServicesWorld, listing: Listing) -> None:
     txn = _join(sw, listing, "res1", options={"price_fen": 1, "commission_bps": 0, "total_fen": 1})
     assert txn.price_fen == PRICE_FEN
     assert "price_fen" not in txn.options
-    assert _money(sw, "res1") == START_FEN - PRICE_FEN
-    _balanced(sw)
+    assert held(sw, "res1") == START_FEN - PRICE_FEN
+    assert_balanced(sw)
 
 
 def test_a_wallet_too_small_is_refused_with_nothing_posted(sw: ServicesWorld, listing: Listing) -> None:
@@ -212,7 +197,7 @@ def test_a_wallet_too_small_is_refused_with_nothing_posted(sw: ServicesWorld, li
     sw.session.rollback()
     assert _entries(sw) == before
     assert sw.session.scalar(select(func.count()).select_from(Transaction)) == 0
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_stock_is_taken_on_joining_and_returned_when_the_group_fails(
@@ -231,7 +216,7 @@ def test_stock_is_taken_on_joining_and_returned_when_the_group_fails(
     groupbuy.sweep(sw.session, MONDAY + timedelta(days=2))
     sw.session.expire_all()
     assert sw.session.get(StockBatch, batch.id).remaining == 2  # type: ignore[union-attr]
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_a_listing_without_group_settings_is_refused_naming_the_setting(
@@ -243,7 +228,7 @@ def test_a_listing_without_group_settings_is_refused_naming_the_setting(
         _join(sw, listing, "res1")
     sw.session.rollback()
     assert caught.value.detail["field"] == "settings.group_min"
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_the_group_view_shows_progress_and_the_viewers_place(sw: ServicesWorld, listing: Listing) -> None:
@@ -256,4 +241,4 @@ def test_the_group_view_shows_progress_and_the_viewers_place(sw: ServicesWorld, 
     assert data["my_order_id"] == txn.id
     other = groupbuy.get_group(sw.session, actor=sw.actor("res2"), group_id=txn.group_id or 0)
     assert other.my_order is None
-    _balanced(sw)
+    assert_balanced(sw)

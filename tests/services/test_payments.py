@@ -11,7 +11,7 @@ import pytest
 from services.moneykit import assert_zero_sum, entries, make_txn, programme, top_up
 from services.sworld import ServicesWorld
 from zhishe.core.errors import Conflict, Forbidden, Invalid
-from zhishe.finance import ledger
+from zhishe.finance import ledger, money
 from zhishe.services import payments, vouchers
 from zhishe.services.models import Payment, Voucher
 
@@ -227,7 +227,7 @@ def test_deposit_is_held_and_partly_kept_after_a_dispute(sw: ServicesWorld) -> N
 
 
 def test_commission_shares_round_half_to_even() -> None:
-    assert payments.share(25, 1, 10) == 2
-    assert payments.share(35, 1, 10) == 4
-    assert payments.share(-25, 1, 10) == -2
-    assert payments.share(10_001, 1500, 10_000) == 1500
+    assert money.share(25, 1, 10) == 2
+    assert money.share(35, 1, 10) == 4
+    assert money.share(-25, 1, 10) == -2
+    assert money.share(10_001, 1500, 10_000) == 1500

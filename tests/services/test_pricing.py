@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from services.sworld import MONDAY, SHANGHAI, ServicesWorld
 from zhishe.core import clock
 from zhishe.core.errors import Invalid
+from zhishe.finance import money
 from zhishe.finance.models import Membership, MembershipPlan
 from zhishe.services import pricing
 from zhishe.services.models import Listing
@@ -149,10 +150,10 @@ def test_commission_uses_the_category_default_or_the_providers_contract(sw: Serv
 
 
 def test_rounding_is_half_to_even_on_integers() -> None:
-    assert pricing.bps_of(5, 5000) == 2  # 2.5 -> 2
-    assert pricing.bps_of(15, 5000) == 8  # 7.5 -> 8
-    assert pricing.bps_of(10001, 1) == 1  # 1.0001 -> 1
-    assert pricing.bps_of(0, 10_000) == 0
+    assert money.bps_of(5, 5000) == 2  # 2.5 -> 2
+    assert money.bps_of(15, 5000) == 8  # 7.5 -> 8
+    assert money.bps_of(10001, 1) == 1  # 1.0001 -> 1
+    assert money.bps_of(0, 10_000) == 0
 
 
 def test_a_members_discount_is_a_line_and_lowers_price_and_commission(sw: ServicesWorld) -> None:
@@ -184,7 +185,7 @@ def test_a_members_discount_is_a_line_and_lowers_price_and_commission(sw: Servic
     assert other.discount_fen == 0 and other.price_fen == 10500
     assert member.discount_fen == 1050
     assert member.lines[-1] == ("member_discount", "会员折扣（金卡）", "Member discount (Gold)", -1050)
-    assert member.price_fen == 9450 and member.commission_fen == pricing.bps_of(9450, 1500)
+    assert member.price_fen == 9450 and member.commission_fen == money.bps_of(9450, 1500)
     assert member.as_json()["membership_plan"] == "gold"
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from services.sworld import B1, ServicesWorld
+from services.specialkit import assert_balanced, entries, fund, held, neighbour
+from services.sworld import ServicesWorld
 from zhishe.core.errors import Conflict, Forbidden, Invalid
 from zhishe.finance import ledger
-from zhishe.finance.models import Entry
-from zhishe.services import rentals, wallet
+from zhishe.services import rentals
 from zhishe.services.models import Dispute, Listing, Provider, Transaction
 from zhishe.services.payments import DEPOSITS
 
@@ -30,17 +30,8 @@ COMMISSION_FEN = 900
 def listing(sw: ServicesWorld, world: Any) -> Listing:
     """res5's neighbour Wang rents out a parking space (as a one-person provider organisation) at
     ¥60 a day against a ¥1,000 deposit; res1 holds ¥3,000."""
-    sw.orgs["wang"] = world.org("wang", kind="service_provider", name="王先生的车位")
-    sw.users["wang"] = world.user("wang", sw.orgs["wang"], role="admin")
-    owner = sw.provider("wang", "wang", B1, ["rental"], radius_m=1000)
-    wallet.top_up(
-        session=sw.session,
-        actor=sw.actor("op-steward"),
-        user_id=sw.users["res1"].id,
-        amount_fen=START_FEN,
-        via="bank",
-    )
-    sw.session.commit()
+    owner = neighbour(sw, world)
+    fund(sw, ("res1",), START_FEN)
     return sw.listing(
         owner,
         "rental",
@@ -61,21 +52,9 @@ def _rent(sw: ServicesWorld, listing: Listing, **extra: Any) -> Transaction:
     return txn
 
 
-def _money(sw: ServicesWorld) -> int:
-    return -ledger.balance(sw.session, ledger.wallet(sw.users["res1"].id))
-
-
 def _owner(sw: ServicesWorld) -> int:
     provider: Provider = sw.providers["wang"]
     return -ledger.balance(sw.session, ledger.provider_payable(provider.id))
-
-
-def _entries(sw: ServicesWorld) -> int:
-    return int(sw.session.scalar(select(func.count()).select_from(Entry)) or 0)
-
-
-def _balanced(sw: ServicesWorld) -> None:
-    assert all(total == 0 for total in ledger.totals_by_currency(sw.session).values())
 
 
 def _handed_over(sw: ServicesWorld, listing: Listing) -> Transaction:
@@ -88,10 +67,10 @@ def _handed_over(sw: ServicesWorld, listing: Listing) -> Transaction:
 def test_renting_holds_the_rent_in_escrow_and_the_deposit_apart(sw: ServicesWorld, listing: Listing) -> None:
     txn = _rent(sw, listing)
     assert txn.state == "booked" and txn.price_fen == RENT_FEN and txn.deposit_fen == DEPOSIT_FEN
-    assert _money(sw) == START_FEN - RENT_FEN - DEPOSIT_FEN
+    assert held(sw) == START_FEN - RENT_FEN - DEPOSIT_FEN
     assert ledger.balance(sw.session, ledger.escrow_of()) == -RENT_FEN
     assert ledger.balance(sw.session, DEPOSITS) == -DEPOSIT_FEN
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_a_clean_return_releases_the_deposit_in_full(sw: ServicesWorld, listing: Listing) -> None:
@@ -100,10 +79,10 @@ def test_a_clean_return_releases_the_deposit_in_full(sw: ServicesWorld, listing:
     rentals.return_item(sw.session, actor=sw.actor("wang"), transaction_id=txn.id)
     sw.session.commit()
     assert txn.state == "returned" and txn.deposit_fen == 0
-    assert _money(sw) == START_FEN - RENT_FEN
+    assert held(sw) == START_FEN - RENT_FEN
     assert ledger.balance(sw.session, DEPOSITS) == 0 and ledger.balance(sw.session, ledger.escrow_of()) == 0
     assert _owner(sw) == RENT_FEN - COMMISSION_FEN
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_a_dispute_releases_the_deposit_in_part(sw: ServicesWorld, listing: Listing) -> None:
@@ -117,12 +96,12 @@ def test_a_dispute_releases_the_deposit_in_part(sw: ServicesWorld, listing: List
     rentals.settle(sw.session, actor=sw.actor("op-dispatcher"), transaction_id=txn.id, keep_fen=keep)
     sw.session.commit()
     assert txn.state == "settled"
-    assert _money(sw) == START_FEN - RENT_FEN - keep  # the renter got deposit − keep back
+    assert held(sw) == START_FEN - RENT_FEN - keep  # the renter got deposit − keep back
     assert _owner(sw) == RENT_FEN - COMMISSION_FEN + keep  # the owner got keep
     assert ledger.balance(sw.session, DEPOSITS) == 0
     sw.session.refresh(found)
     assert found.state == "resolved" and found.awarded_fen == 0
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_settling_more_than_the_deposit_is_refused_and_nothing_is_posted(
@@ -133,16 +112,16 @@ def test_settling_more_than_the_deposit_is_refused_and_nothing_is_posted(
         sw.session, actor=sw.actor("wang"), transaction_id=txn.id, reason="划痕", claim_fen=10_000
     )
     sw.session.commit()
-    before = _entries(sw)
+    before = entries(sw)
     for keep in (DEPOSIT_FEN + 1, -5, "100"):
         with pytest.raises(Invalid) as caught:
             rentals.settle(sw.session, actor=sw.actor("op-dispatcher"), transaction_id=txn.id, keep_fen=keep)
         sw.session.rollback()
         assert caught.value.detail["field"] == "keep_fen"
     sw.session.refresh(txn)
-    assert _entries(sw) == before and txn.state == "disputed" and txn.deposit_fen == DEPOSIT_FEN
+    assert entries(sw) == before and txn.state == "disputed" and txn.deposit_fen == DEPOSIT_FEN
     assert ledger.balance(sw.session, DEPOSITS) == -DEPOSIT_FEN
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_only_the_operator_settles_and_only_the_owner_hands_over(sw: ServicesWorld, listing: Listing) -> None:
@@ -156,7 +135,7 @@ def test_only_the_operator_settles_and_only_the_owner_hands_over(sw: ServicesWor
     with pytest.raises(Forbidden):
         rentals.settle(sw.session, actor=sw.actor("wang"), transaction_id=txn.id, keep_fen=1)
     sw.session.rollback()
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_a_claim_beyond_the_deposit_is_refused(sw: ServicesWorld, listing: Listing) -> None:
@@ -168,7 +147,7 @@ def test_a_claim_beyond_the_deposit_is_refused(sw: ServicesWorld, listing: Listi
     sw.session.rollback()
     assert caught.value.detail["field"] == "claim_fen"
     assert sw.session.scalar(select(func.count()).select_from(Dispute)) == 0
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_cancelling_before_the_handover_gives_everything_back(sw: ServicesWorld, listing: Listing) -> None:
@@ -177,9 +156,9 @@ def test_cancelling_before_the_handover_gives_everything_back(sw: ServicesWorld,
     txn = _rent(sw, listing)
     transactions.act(sw.session, actor=sw.actor("res1"), transaction_id=txn.id, transition="cancel")
     sw.session.commit()
-    assert txn.state == "cancelled" and _money(sw) == START_FEN
+    assert txn.state == "cancelled" and held(sw) == START_FEN
     assert ledger.balance(sw.session, DEPOSITS) == 0 and ledger.balance(sw.session, ledger.escrow_of()) == 0
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 @pytest.mark.parametrize(
@@ -193,13 +172,13 @@ def test_cancelling_before_the_handover_gives_everything_back(sw: ServicesWorld,
 def test_hostile_rentals_are_refused_with_nothing_posted(
     sw: ServicesWorld, listing: Listing, change: dict[str, Any], field: str
 ) -> None:
-    before = _entries(sw)
+    before = entries(sw)
     with pytest.raises(Invalid) as caught:
         _rent(sw, listing, **change)
     sw.session.rollback()
     assert caught.value.detail["field"] == field
-    assert _entries(sw) == before and sw.session.scalar(select(func.count()).select_from(Transaction)) == 0
-    _balanced(sw)
+    assert entries(sw) == before and sw.session.scalar(select(func.count()).select_from(Transaction)) == 0
+    assert_balanced(sw)
 
 
 def test_a_deposit_the_wallet_cannot_cover_is_refused_with_nothing_posted(
@@ -207,18 +186,18 @@ def test_a_deposit_the_wallet_cannot_cover_is_refused_with_nothing_posted(
 ) -> None:
     listing.settings = {"deposit_fen": START_FEN}
     sw.session.commit()
-    before = _entries(sw)
+    before = entries(sw)
     with pytest.raises(Conflict, match="not enough balance"):
         _rent(sw, listing)
     sw.session.rollback()
-    assert _entries(sw) == before and _money(sw) == START_FEN
-    _balanced(sw)
+    assert entries(sw) == before and held(sw) == START_FEN
+    assert_balanced(sw)
 
 
 def test_a_client_sent_price_or_deposit_is_ignored(sw: ServicesWorld, listing: Listing) -> None:
     txn = _rent(sw, listing, options={"price_fen": 1, "deposit_fen": 1, "fee_fen": 0})
     assert txn.price_fen == RENT_FEN and txn.deposit_fen == DEPOSIT_FEN
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_a_bad_deposit_setting_is_refused_naming_it(sw: ServicesWorld, listing: Listing) -> None:

@@ -7,13 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from helpers import bearer
-from services.sworld import B1, ServicesWorld
+from services.specialkit import assert_balanced, entries, fund, neighbour
+from services.sworld import ServicesWorld
 from zhishe.finance import ledger
-from zhishe.finance.models import Entry
-from zhishe.services import wallet
 from zhishe.services.models import BoxDelivery, Listing
 
 API = "/api/v1/services"
@@ -25,18 +24,8 @@ START_FEN = 300_000
 def kit(sw: ServicesWorld, world: Any) -> dict[str, Any]:
     """Three listings (a group buy, a box, a parking space of neighbour Wang), funded residents and
     their tokens."""
-    sw.orgs["wang"] = world.org("wang", kind="service_provider", name="王先生的车位")
-    sw.users["wang"] = world.user("wang", sw.orgs["wang"], role="admin")
-    owner = sw.provider("wang", "wang", B1, ["rental"], radius_m=1000)
-    for name in ("res1", "res2", "res3"):
-        wallet.top_up(
-            session=sw.session,
-            actor=sw.actor("op-steward"),
-            user_id=sw.users[name].id,
-            amount_fen=START_FEN,
-            via="bank",
-        )
-    sw.session.commit()
+    owner = neighbour(sw, world)
+    fund(sw, ("res1", "res2", "res3"), START_FEN)
     farm = sw.providers["farm"]
     group = sw.listing(
         farm,
@@ -72,15 +61,6 @@ def kit(sw: ServicesWorld, world: Any) -> dict[str, Any]:
     return {"group": group, "box": box, "parking": parking, "tokens": tokens}
 
 
-def _entries(sw: ServicesWorld) -> int:
-    sw.session.expire_all()
-    return int(sw.session.scalar(select(func.count()).select_from(Entry)) or 0)
-
-
-def _balanced(sw: ServicesWorld) -> None:
-    assert all(total == 0 for total in ledger.totals_by_currency(sw.session).values())
-
-
 def test_three_residents_form_a_group_and_a_client_price_is_ignored(
     client: Any, sw: ServicesWorld, kit: dict[str, Any]
 ) -> None:
@@ -101,7 +81,7 @@ def test_three_residents_form_a_group_and_a_client_price_is_ignored(
     assert group["state"] == "formed" and group["members"] == 3 and group["my_order_state"] == "formed"
     current = client.get(f"{API}/listings/{listing.id}/group", headers=kit["tokens"]["res1"]).json()
     assert current["group"]["id"] == group["id"]
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_joining_twice_answers_409_and_posts_nothing(
@@ -109,12 +89,12 @@ def test_joining_twice_answers_409_and_posts_nothing(
 ) -> None:
     url = f"{API}/listings/{kit['group'].id}/group/join"
     assert client.post(url, json={"method": "wallet"}, headers=kit["tokens"]["res1"]).status_code == 201
-    before = _entries(sw)
+    before = entries(sw)
     again = client.post(url, json={"method": "wallet"}, headers=kit["tokens"]["res1"])
     assert again.status_code == 409
     assert again.json()["error"]["type"] == "conflict"
-    assert _entries(sw) == before
-    _balanced(sw)
+    assert entries(sw) == before
+    assert_balanced(sw)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +108,7 @@ def test_joining_twice_answers_409_and_posts_nothing(
 def test_bad_joins_answer_422_naming_the_field(
     client: Any, sw: ServicesWorld, kit: dict[str, Any], body: dict[str, Any], field: str
 ) -> None:
-    before = _entries(sw)
+    before = entries(sw)
     response = client.post(
         f"{API}/listings/{kit['group'].id}/group/join", json=body, headers=kit["tokens"]["res1"]
     )
@@ -136,8 +116,8 @@ def test_bad_joins_answer_422_naming_the_field(
     envelope = response.json()
     assert envelope["error"]["type"] == "invalid" and envelope["error"]["detail"]["field"] == field
     assert "request_id" in envelope
-    assert _entries(sw) == before
-    _balanced(sw)
+    assert entries(sw) == before
+    assert_balanced(sw)
 
 
 def test_a_box_is_subscribed_delivered_and_cancelled_with_a_pro_rata_refund(
@@ -169,10 +149,10 @@ def test_a_box_is_subscribed_delivered_and_cancelled_with_a_pro_rata_refund(
     assert cancelled["refunded_fen"] == 2_002 and cancelled["order"]["state"] == "cancelled"
     assert cancelled["box"]["delivered_fen"] + cancelled["refunded_fen"] == 3_003
     assert -ledger.balance(sw.session, ledger.wallet(sw.users["res1"].id)) == START_FEN - 1_001
-    before = _entries(sw)
+    before = entries(sw)
     paused = client.post(f"{API}/orders/{order_id}/box/pause", headers=res1)
-    assert paused.status_code == 409 and _entries(sw) == before
-    _balanced(sw)
+    assert paused.status_code == 409 and entries(sw) == before
+    assert_balanced(sw)
 
 
 def test_a_rental_dispute_is_settled_by_the_operator_in_part(
@@ -192,15 +172,15 @@ def test_a_rental_dispute_is_settled_by_the_operator_in_part(
     claim = client.post(f"{base}/dispute", json={"reason": "地锁损坏", "claim_fen": 20_000}, headers=wang)
     assert claim.status_code == 201 and claim.json()["claim_fen"] == 20_000
     op = kit["tokens"]["op-dispatcher"]
-    before = _entries(sw)
+    before = entries(sw)
     too_much = client.post(f"{base}/settle", json={"keep_fen": 50_001}, headers=op)
     assert too_much.status_code == 422 and too_much.json()["error"]["detail"]["field"] == "keep_fen"
     assert client.post(f"{base}/settle", json={"keep_fen": 1}, headers=wang).status_code == 403
-    assert _entries(sw) == before
+    assert entries(sw) == before
     settled = client.post(f"{base}/settle", json={"keep_fen": 15_000}, headers=op)
     assert settled.status_code == 200 and settled.json()["state"] == "settled"
     assert -ledger.balance(sw.session, ledger.wallet(sw.users["res1"].id)) == START_FEN - 10_000 - 15_000
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_a_clean_return_through_the_api_returns_the_whole_deposit(
@@ -214,7 +194,7 @@ def test_a_clean_return_through_the_api_returns_the_whole_deposit(
     returned = client.post(f"{API}/orders/{order['id']}/rental/return", headers=wang)
     assert returned.json()["state"] == "returned" and returned.json()["deposit_fen"] == 0
     assert -ledger.balance(sw.session, ledger.wallet(sw.users["res1"].id)) == START_FEN - 5_000
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_anonymous_callers_are_refused(client: Any, sw: ServicesWorld, kit: dict[str, Any]) -> None:
@@ -225,4 +205,4 @@ def test_anonymous_callers_are_refused(client: Any, sw: ServicesWorld, kit: dict
     )
     delivery = sw.session.scalar(select(BoxDelivery.id).limit(1))
     assert delivery is None
-    _balanced(sw)
+    assert_balanced(sw)

@@ -12,10 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from helpers import csrf_of, login
-from services.sworld import B1, ServicesWorld
+from services.specialkit import assert_balanced, entries, fund, neighbour
+from services.sworld import ServicesWorld
 from zhishe.finance import ledger
-from zhishe.finance.models import Entry
-from zhishe.services import wallet
 from zhishe.services.models import BoxDelivery, GroupBuy, Transaction
 
 START_FEN = 300_000
@@ -24,18 +23,8 @@ START_FEN = 300_000
 @pytest.fixture()
 def kit(sw: ServicesWorld, world: Any) -> dict[str, Any]:
     """A group buy, a box and a neighbour's parking space; res1..res3 hold ¥3,000."""
-    sw.orgs["wang"] = world.org("wang", kind="service_provider", name="王先生的车位")
-    sw.users["wang"] = world.user("wang", sw.orgs["wang"], role="admin")
-    owner = sw.provider("wang", "wang", B1, ["rental"], radius_m=1000)
-    for name in ("res1", "res2", "res3"):
-        wallet.top_up(
-            session=sw.session,
-            actor=sw.actor("op-steward"),
-            user_id=sw.users[name].id,
-            amount_fen=START_FEN,
-            via="bank",
-        )
-    sw.session.commit()
+    owner = neighbour(sw, world)
+    fund(sw, ("res1", "res2", "res3"), START_FEN)
     farm = sw.providers["farm"]
     return {
         "group": sw.listing(
@@ -86,15 +75,6 @@ def _post(client: Any, page: str, action: str, **fields: Any) -> Any:
     return client.post(action, data=data, follow_redirects=False)
 
 
-def _entries(sw: ServicesWorld) -> int:
-    sw.session.expire_all()
-    return int(sw.session.scalar(select(func.count()).select_from(Entry)) or 0)
-
-
-def _balanced(sw: ServicesWorld) -> None:
-    assert all(total == 0 for total in ledger.totals_by_currency(sw.session).values())
-
-
 def test_residents_join_a_group_on_its_page_and_see_it_form(
     client: Any, sw: ServicesWorld, kit: dict[str, Any]
 ) -> None:
@@ -114,7 +94,7 @@ def test_residents_join_a_group_on_its_page_and_see_it_form(
     assert "2 of 2 members" in shown and "every member has been charged" in shown
     assert sw.session.scalar(select(GroupBuy.state)) == "formed"
     assert -ledger.balance(sw.session, ledger.wallet(sw.users["res1"].id)) == START_FEN - 2_500
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_a_refused_join_is_shown_on_the_page_and_nothing_is_posted(
@@ -122,13 +102,13 @@ def test_a_refused_join_is_shown_on_the_page_and_nothing_is_posted(
 ) -> None:
     page = f"/services/group-buys/{kit['group'].id}"
     _as(client, "res1")
-    before = _entries(sw)
+    before = entries(sw)
     refused = _post(client, page, f"{page}/join", quantity="-1")
     assert refused.status_code == 422 and 'id="form-error"' in refused.text and "quantity" in refused.text
-    assert _entries(sw) == before
+    assert entries(sw) == before
     assert client.post(f"{page}/join", data={"quantity": "1"}).status_code == 403  # no CSRF token
     assert sw.session.scalar(select(func.count()).select_from(Transaction)) == 0
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_a_box_is_subscribed_delivered_and_cancelled_with_the_refund_shown_first(
@@ -157,11 +137,11 @@ def test_a_box_is_subscribed_delivered_and_cancelled_with_the_refund_shown_first
     assert _post(client, f"{box_page}/cancel", f"{box_page}/cancel").status_code == 303
     assert "Cancelled" in client.get(box_page).text or "cancelled" in client.get(box_page).text
     assert -ledger.balance(sw.session, ledger.wallet(sw.users["res1"].id)) == START_FEN - 1_000
-    before = _entries(sw)
+    before = entries(sw)
     again = _post(client, box_page, f"{box_page}/pause")
     assert again.status_code == 409 and 'id="form-error"' in again.text
-    assert _entries(sw) == before
-    _balanced(sw)
+    assert entries(sw) == before
+    assert_balanced(sw)
 
 
 def test_a_rental_is_handed_over_disputed_and_settled_in_part_on_its_page(
@@ -181,15 +161,15 @@ def test_a_rental_is_handed_over_disputed_and_settled_in_part_on_its_page(
     assert claimed.status_code == 303
     assert "¥200.00" in client.get(rental).text
     _as(client, "op-dispatcher")
-    before = _entries(sw)
+    before = entries(sw)
     too_much = _post(client, rental, f"{rental}/settle", keep_yuan="500.01")
     assert too_much.status_code == 422 and "keep_fen" in too_much.text
     not_money = _post(client, rental, f"{rental}/settle", keep_yuan="1e3")
     assert not_money.status_code == 422 and "keep_yuan" in not_money.text
-    assert _entries(sw) == before
+    assert entries(sw) == before
     assert _post(client, rental, f"{rental}/settle", keep_yuan="150.5").status_code == 303
     assert -ledger.balance(sw.session, ledger.wallet(sw.users["res1"].id)) == START_FEN - 10_000 - 15_050
-    _balanced(sw)
+    assert_balanced(sw)
 
 
 def test_another_resident_cannot_open_someone_elses_rental(
@@ -200,4 +180,4 @@ def test_another_resident_cannot_open_someone_elses_rental(
     rental = _post(client, form, form, quantity="1").headers["location"]
     _as(client, "res2")
     assert client.get(rental).status_code == 404
-    _balanced(sw)
+    assert_balanced(sw)

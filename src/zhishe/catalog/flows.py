@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from zhishe.catalog import ingest, lake
 from zhishe.catalog.models import Dataset, DatasetVersion, ImportJob
-from zhishe.catalog.schemas import ColumnIn, ImportReport, IssueRead
+from zhishe.catalog.schemas import ColumnIn, DatasetCreate, ImportReport, IssueRead
 from zhishe.catalog.service import column_specs, get_or_raise, lake_uri, set_columns
 from zhishe.catalog.types import ColumnSpec, ColumnType
 from zhishe.core import clock, events
@@ -715,6 +715,42 @@ def reject_file_of(*, session: Session, actor: Actor, dataset: int | str, versio
 Figure = tuple[str, str, list[tuple[str, ColumnType]]]
 
 
+def publish_tables(
+    *, session: Session, actor: Actor, datasets: Sequence[tuple[DatasetCreate, Any]], note: str
+) -> dict[str, int]:
+    """Write each Arrow table as a new version (``replace``) of its dataset, the dataset created from
+    its ``DatasetCreate`` on first use. A table without rows is skipped: its dataset waits for its
+    first rows. Returns the version written per dataset slug. Commits the session first: each
+    import runs in transactions of its own."""
+    from zhishe.catalog import service as catalog
+    from zhishe.core.db import get_sessionmaker
+
+    for dataset_in, _table in datasets:
+        if session.scalar(select(Dataset.id).where(Dataset.slug == dataset_in.slug)) is None:
+            catalog.create_dataset(session=session, actor=actor, dataset_in=dataset_in)
+    session.commit()
+    maker = get_sessionmaker(get_settings().database_url)
+    written: dict[str, int] = {}
+    for dataset_in, table in datasets:
+        slug = dataset_in.slug
+        if table.num_rows == 0:
+            continue
+        report = import_table(
+            maker=maker,
+            actor=actor,
+            dataset=slug,
+            table=table,
+            mode="replace",
+            note=note,
+            filename=f"{slug}.parquet",
+        )
+        if report.version is None:
+            raise Invalid(report.message or f"the figures of {slug} were refused", detail={"dataset": slug})
+        written[slug] = report.version
+    session.expire_all()
+    return written
+
+
 def publish_figures(
     *,
     session: Session,
@@ -731,55 +767,28 @@ def publish_figures(
     dataset (None when the figure has no rows). Commits the session before importing."""
     import pyarrow as pa
 
-    from zhishe.catalog import service as catalog
-    from zhishe.catalog.schemas import DatasetCreate
-    from zhishe.core.db import get_sessionmaker
-
-    for slug, (title_zh, title_en, columns) in figures.items():
-        try:
-            catalog.get_or_raise(session=session, dataset=slug)
-        except NotFound:
-            catalog.create_dataset(
-                session=session,
-                actor=actor,
-                dataset_in=DatasetCreate(
-                    slug=slug,
-                    title_zh=title_zh,
-                    title_en=title_en,
-                    owner_org_id=owner_org_id,
-                    sharing_class="unconditional",
-                    theme=theme,
-                    accrual_periodicity="daily",
-                    description_zh=description[0],
-                    description_en=description[1],
-                    columns=[ColumnIn(name=n, type=t, classification="public") for n, t in columns],
-                ),
-            )
-    session.commit()  # the imports below run in transactions of their own
     types = {
         ColumnType.STRING: pa.string(),
         ColumnType.INTEGER: pa.int64(),
         ColumnType.DECIMAL: pa.float64(),
         ColumnType.DATETIME: pa.timestamp("us", tz="UTC"),
     }
-    written: dict[str, int | None] = {}
-    for slug, (_zh, _en, columns) in figures.items():
+    datasets = []
+    for slug, (title_zh, title_en, columns) in figures.items():
         found = rows.get(slug) or []
-        if not found:
-            written[slug] = None
-            continue
-        table = pa.table({n: pa.array([r[n] for r in found], type=types[t]) for n, t in columns})
-        report = import_table(
-            maker=get_sessionmaker(get_settings().database_url),
-            actor=actor,
-            dataset=slug,
-            table=table,
-            mode="replace",
-            note=note,
-            filename=f"{slug}.parquet",
+        dataset_in = DatasetCreate(
+            slug=slug,
+            title_zh=title_zh,
+            title_en=title_en,
+            owner_org_id=owner_org_id,
+            sharing_class="unconditional",
+            theme=theme,
+            accrual_periodicity="daily",
+            description_zh=description[0],
+            description_en=description[1],
+            columns=[ColumnIn(name=n, type=t, classification="public") for n, t in columns],
         )
-        if report.version is None:
-            raise Invalid(report.message or f"the figures of {slug} were refused", detail={"dataset": slug})
-        written[slug] = report.version
-    session.expire_all()
-    return written
+        table = pa.table({n: pa.array([r[n] for r in found], type=types[t]) for n, t in columns})
+        datasets.append((dataset_in, table))
+    written = publish_tables(session=session, actor=actor, datasets=datasets, note=note)
+    return {slug: written.get(slug) for slug in figures}

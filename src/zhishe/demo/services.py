@@ -23,8 +23,10 @@ from zhishe.core.config import get_settings
 from zhishe.demo._util import rng_for
 from zhishe.finance import ads, costs, dataplans, energyfees, measures, memberships, settlement
 from zhishe.opendata import apptokens
+from zhishe.participation import admin as participation_admin
 from zhishe.services import (
     boxes,
+    disputes,
     engine,
     groupbuy,
     licences,
@@ -35,7 +37,7 @@ from zhishe.services import (
     vouchers,
     wallet,
 )
-from zhishe.services.models import Listing, ResidentProfile, Slot
+from zhishe.services.models import Listing, ResidentProfile, Slot, Transaction
 
 __all__ = ["seed_services"]
 
@@ -107,6 +109,29 @@ def seed_services(sessions: sessionmaker[Session], seed: int) -> None:
     start = today - timedelta(days=91)
     with clock.frozen(datetime.combine(start, time(9), tzinfo=tz)), sessions.begin() as session:
         operator = _as(session, "operator.admin")
+        # complaints about a service become work orders of the operator (see services.disputes)
+        participation_admin.put_category(
+            session=session,
+            actor=system_actor("demo"),
+            spec={
+                "service_code": "services_complaint",
+                "service_name": "社区服务投诉",
+                "name_en": "Community service complaint",
+                "description": "对社区服务平台上的家政、维修、助老、生鲜等服务的投诉",
+                "group": "社区服务",
+                "keywords": "投诉,complaint",
+                "sla_amount": 3,
+                "sla_unit": "days",
+                "attributes": [],
+            },
+        )
+        participation_admin.add_routing_rule(
+            session=session,
+            actor=system_actor("demo"),
+            category_code="services_complaint",
+            area_code=None,
+            org_id=_org(session, "operator").id,
+        )
         for code, zh, en, bps, kinds in _CATEGORIES:
             providers.create_category(
                 session,
@@ -454,6 +479,20 @@ def seed_services(sessions: sessionmaker[Session], seed: int) -> None:
         for member in residents_now[:3]:
             groupbuy.join(session, actor=member, listing_id=veg, method="wallet")
         transactions.book(session, actor=residents_now[2], listing_id=repair, note="洗衣机脱水时异响")
+        complained = session.scalar(
+            select(Transaction)
+            .where(Transaction.listing_id == cleaning, Transaction.state.in_(("delivered", "reviewed")))
+            .order_by(Transaction.id.desc())
+            .limit(1)
+        )
+        if complained is not None:
+            disputes.open_dispute(
+                session,
+                actor=actor_for_user(session.get(User, complained.resident_user_id)),  # type: ignore[arg-type]
+                transaction_id=complained.id,
+                reason="保洁不彻底，厨房油污没有清理，希望退一部分费用",
+                claim_fen=3000,
+            )
         energyfees.pay_incentive(
             session=session, actor=operator, source_ref="demo-dr-1", user_id=resident_ids[0], amount_fen=1_200
         )

@@ -1,6 +1,6 @@
 """EV charging routes under ``/api/v1/energy/charging``: sessions at a park (each arrival and
-departure plans the park again), the current plan, and its OCPP 1.6 ``SetChargingProfile``
-requests."""
+departure plans the park again; a departure bills the resident charging), the current plan, and its
+OCPP 1.6 ``SetChargingProfile`` requests."""
 
 from __future__ import annotations
 
@@ -29,6 +29,13 @@ class SessionCreate(BaseModel):
     phase: str = Field("", description="L1, L2, L3, L1L2L3 or empty when not known")
     connector_id: int = Field(1, ge=1, le=1000)
     transaction_id: int = Field(0, ge=0, le=2**31 - 1)
+    user_id: int | None = Field(
+        None,
+        strict=True,
+        ge=1,
+        le=2**62,
+        description="The resident charging, billed when the car leaves; none when unknown",
+    )
 
 
 class SessionLeave(BaseModel):
@@ -50,6 +57,8 @@ def _session(row: ChargingSession) -> dict[str, Any]:
         "phase": row.phase,
         "delivered_kwh": round(row.delivered_kwh, 4),
         "state": row.state,
+        "user_id": row.user_id,
+        "left_at": row.left_at.isoformat() if row.left_at else None,
     }
 
 
@@ -77,14 +86,15 @@ def list_sessions(
 def add_session(
     site_id: IdPath, body: SessionCreate, session: SessionDep, actor: CurrentActor
 ) -> dict[str, Any]:
-    """A car arrives or is booked; the park is planned again and the plan is in the answer."""
+    """A car arrives or is booked (``user_id``: the resident charging, billed when it leaves); the
+    park is planned again and the plan is in the answer."""
     row, plan = evcharging.add_session(session=session, actor=actor, site_id=site_id, **body.model_dump())
     return {"session": _session(row), "plan": _plan(plan)}
 
 
 @router.post("/sessions/{session_id}/leave")
 def leave(session_id: IdPath, body: SessionLeave, session: SessionDep, actor: CurrentActor) -> dict[str, Any]:
-    """A car leaves; the park is planned again."""
+    """A car leaves: its resident, if any, is billed for the energy delivered; the park is planned again."""
     row, plan = evcharging.leave(
         session=session, actor=actor, session_id=session_id, delivered_kwh=body.delivered_kwh
     )

@@ -25,6 +25,13 @@ class ProgramCreate(BaseModel):
     org_id: int = Field(ge=1, le=2**62)
     programName: str = Field(min_length=1, max_length=200)
     programLongName: str = Field("", max_length=2000)
+    incentive_fen_per_kwh: int | None = Field(
+        None,
+        strict=True,
+        ge=1,
+        le=demand.MAX_INCENTIVE_FEN_PER_KWH,
+        description="What a household is paid per kWh it sheds in an event, in fen; none when nothing is paid.",
+    )
 
 
 class EventCreate(BaseModel):
@@ -59,6 +66,7 @@ def _program(p: DemandProgram) -> dict[str, Any]:
         "programName": p.name,
         "programLongName": p.description,
         "retailerName": str(p.org_id),
+        "incentive_fen_per_kwh": p.incentive_fen_per_kwh,
         "payloadDescriptors": [
             {
                 "objectType": "EVENT_PAYLOAD_DESCRIPTOR",
@@ -105,7 +113,7 @@ def list_programs(session: SessionDep, actor: CurrentActor, org_id: int) -> list
 
 @router.post("/programs", status_code=201)
 def create_program(body: ProgramCreate, session: SessionDep, actor: CurrentActor) -> dict[str, Any]:
-    """Create a programme."""
+    """Create a programme (``incentive_fen_per_kwh``: paid per kWh a household sheds, none if empty)."""
     return _program(
         demand.create_program(
             session=session,
@@ -113,6 +121,7 @@ def create_program(body: ProgramCreate, session: SessionDep, actor: CurrentActor
             org_id=body.org_id,
             name=body.programName,
             description=body.programLongName,
+            incentive_fen_per_kwh=body.incentive_fen_per_kwh,
         )
     )
 
@@ -180,6 +189,8 @@ def read_report(event_id: IdPath, session: SessionDep, actor: CurrentActor) -> d
     resources = [
         {
             "resourceName": str(h["site"]),
+            "reduction_kwh": h["reduction_kwh"],
+            "incentive_fen": h.get("incentive_fen"),
             "intervalPeriod": {"start": event.start.isoformat(), "duration": "PT15M"},
             "intervals": [
                 {

@@ -9,23 +9,31 @@ delivered against a stated baseline.
 - The operator sees the event total when at least ``MIN_AGGREGATE`` households take part (or all of
   them consented to showing their own data), and per household only for those that consented. A
   resident sees their own household's figures.
+- A programme may pay an incentive per kWh shed (``incentive_fen_per_kwh``). When an event is
+  reported, each household that shed energy and has a resident is owed its shed kWh × the rate
+  (rounded half to even, in fen): ``energy.dr_incentive_due`` is published in the same transaction
+  with ``event_id``, ``site_id`` (together one key per event and household), ``user_id`` (the
+  household's first resident) and ``amount_fen``; the operator's ledger pays it into
+  that resident's wallet, once however often the event is reported.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import numpy as np
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from zhishe.core import clock
+from zhishe.core import clock, events
 from zhishe.core.accounts import service as accounts
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, authorize
 from zhishe.core.config import get_settings
 from zhishe.core.errors import Conflict, Forbidden, Invalid, NotFound
+from zhishe.core.events import Event
 from zhishe.core.i18n import T
 from zhishe.core.notifications import service as notifications
 from zhishe.energy import dr
@@ -36,6 +44,8 @@ from zhishe.iot.models import Site, SiteMember
 
 __all__ = [
     "BASELINES",
+    "INCENTIVE_DUE",
+    "MAX_INCENTIVE_FEN_PER_KWH",
     "cancel_event",
     "create_event",
     "create_program",
@@ -50,19 +60,52 @@ __all__ = [
 ]
 
 BASELINES = ("high_x_of_y", "forecast")
+#: The event published for each household owed an incentive when an event is reported.
+INCENTIVE_DUE = "energy.dr_incentive_due"
+#: The highest incentive a programme may pay per kWh shed (fen), 100 yuan.
+MAX_INCENTIVE_FEN_PER_KWH = 10_000
 _SLOT = timedelta(minutes=15)
 _LOOKBACK_DAYS = 45
 
 
+def _check_incentive(rate: int | None) -> int | None:
+    """A programme's incentive per kWh shed: None, or whole fen from 1 to the maximum."""
+    if rate is None:
+        return None
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= MAX_INCENTIVE_FEN_PER_KWH:
+        raise Invalid(
+            T(
+                "incentive_fen_per_kwh must be a whole number of fen from 1 to {n}, or empty",
+                n=MAX_INCENTIVE_FEN_PER_KWH,
+            ),
+            detail={"field": "incentive_fen_per_kwh"},
+        )
+    return rate
+
+
 def create_program(
-    *, session: Session, actor: Actor, org_id: int, name: str, description: str = ""
+    *,
+    session: Session,
+    actor: Actor,
+    org_id: int,
+    name: str,
+    description: str = "",
+    incentive_fen_per_kwh: int | None = None,
 ) -> DemandProgram:
-    """A demand-response programme of the operator."""
+    """A demand-response programme of the operator, paying ``incentive_fen_per_kwh`` per kWh a
+    household sheds in its events (none when not given)."""
     accounts.get_org_or_raise(session=session, org_id=org_id)
     authorize(actor, "iot.operate", org_id=org_id, what="demand response")
     if not name.strip():
         raise Invalid(T("a programme needs a name"), detail={"field": "name"})
-    program = DemandProgram(org_id=org_id, name=name.strip(), description=description, created_at=clock.now())
+    rate = _check_incentive(incentive_fen_per_kwh)
+    program = DemandProgram(
+        org_id=org_id,
+        name=name.strip(),
+        description=description,
+        incentive_fen_per_kwh=rate,
+        created_at=clock.now(),
+    )
     session.add(program)
     session.flush()
     record(
@@ -72,7 +115,7 @@ def create_program(
         object_type="energy_dr_program",
         object_id=program.id,
         object_org_id=org_id,
-        detail={"name": program.name},
+        detail={"name": program.name, "incentive_fen_per_kwh": rate},
     )
     return program
 
@@ -386,6 +429,8 @@ def make_report(*, session: Session, actor: Actor, event_id: int) -> DemandRepor
             households.append(_household_report(session, event, site) | {"consented": site.detail_consent})
         except Invalid as exc:
             problems.append({"site": site.id, "code": site.code, "reason": exc.message})
+    for item in households:
+        item["incentive_fen"] = _incentive_fen(item["reduction_kwh"], program.incentive_fen_per_kwh)
     slots = int((event.end - event.start) / _SLOT)
     baseline = np.zeros(slots)
     actual = np.zeros(slots)
@@ -411,6 +456,7 @@ def make_report(*, session: Session, actor: Actor, event_id: int) -> DemandRepor
     session.add(report)
     event.state = "completed"
     session.flush()
+    _announce_incentives(session, event, households)
     record(
         session=session,
         actor=actor,
@@ -421,6 +467,40 @@ def make_report(*, session: Session, actor: Actor, event_id: int) -> DemandRepor
         detail={"households": len(households), "reduction_kwh": result["reduction_kwh"]},
     )
     return report
+
+
+def _incentive_fen(reduction_kwh: float, rate: int | None) -> int | None:
+    """What a household is owed for the kWh it shed: kWh × rate, half to even in fen; None when
+    the programme pays nothing, 0 when nothing was shed."""
+    if rate is None:
+        return None
+    if not reduction_kwh > 0:
+        return 0
+    owed = Decimal(str(reduction_kwh)) * rate
+    return int(owed.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def _announce_incentives(session: Session, event: DemandEvent, households: list[dict[str, Any]]) -> None:
+    """Publish ``energy.dr_incentive_due`` for each household owed an incentive that has a resident."""
+    for item in households:
+        if not item.get("incentive_fen"):
+            continue
+        residents = iot.household_residents(session=session, site_id=item["site"])
+        if not residents:
+            continue
+        events.publish(
+            Event(
+                INCENTIVE_DUE,
+                {
+                    "event_id": event.id,
+                    "user_id": residents[0],
+                    "amount_fen": item["incentive_fen"],
+                    "site_id": item["site"],
+                    "reduction_kwh": item["reduction_kwh"],
+                },
+            ),
+            session,
+        )
 
 
 def read_report(*, session: Session, actor: Actor, event_id: int) -> dict[str, Any]:

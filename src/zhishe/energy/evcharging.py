@@ -10,6 +10,12 @@ peak shaving.
 
 Energy delivered so far is taken as what the previous plan scheduled up to now (chargers follow
 their profiles); a charger's meter reading, when sent as a session update, replaces it.
+
+A session may name the resident charging (``user_id``). When the car leaves, the event
+``energy.charging_session_closed`` is published in the same transaction, with ``session_id``,
+``user_id`` (or None), ``kwh_milli`` (the energy delivered in Wh), ``started_at`` (arrival),
+``ended_at`` (when it left) and ``tariff_org_id`` (the organisation running the park, whose
+electricity tariff prices the energy); the operator's ledger bills the resident from it.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from zhishe.core import clock
+from zhishe.core import clock, events
+from zhishe.core.accounts.models import User
 from zhishe.core.audit.service import record
-from zhishe.core.auth import Actor, authorize
+from zhishe.core.auth import Actor, Role, authorize
 from zhishe.core.config import get_settings
 from zhishe.core.errors import Conflict, Invalid, NotFound
+from zhishe.core.events import Event
 from zhishe.core.i18n import T
 from zhishe.energy import charging, ocpp
 from zhishe.energy.battery import Battery
@@ -34,6 +42,7 @@ from zhishe.iot import service as iot
 from zhishe.iot.models import Datastream, Device, Latest, Site
 
 __all__ = [
+    "CLOSED",
     "SLOTS",
     "add_session",
     "latest_plan",
@@ -43,6 +52,8 @@ __all__ = [
     "replan",
 ]
 
+#: The event published when a car leaves.
+CLOSED = "energy.charging_session_closed"
 #: Slots of a plan: 24 hours of 15 minutes.
 SLOTS = 96
 _SLOT = timedelta(minutes=15)
@@ -67,6 +78,23 @@ def _park(session: Session, actor: Actor, site_id: int) -> tuple[Site, Site]:
     return park, transformer
 
 
+def _driver(session: Session, user_id: int | None) -> int | None:
+    """The resident charging, checked: an active resident's user id, or None."""
+    if user_id is None:
+        return None
+    if isinstance(user_id, bool) or not isinstance(user_id, int):
+        raise Invalid(T("user_id must be a user id"), detail={"field": "user_id"})
+    user = session.get(User, user_id)
+    if user is None:
+        raise Invalid(T("there is no user {id}", id=user_id), detail={"field": "user_id"})
+    if user.role != Role.RESIDENT or not user.is_active:
+        raise Invalid(
+            T("user {name} is not an active resident: only residents charge at the park", name=user.username),
+            detail={"field": "user_id"},
+        )
+    return user.id
+
+
 def add_session(
     *,
     session: Session,
@@ -79,9 +107,12 @@ def add_session(
     phase: str = "",
     connector_id: int = 1,
     transaction_id: int = 0,
+    user_id: int | None = None,
 ) -> tuple[ChargingSession, ChargingPlan]:
-    """A car arrives (or is booked): record its session and plan the park again."""
+    """A car arrives (or is booked): record its session, with the resident charging when known
+    (billed when the car leaves), and plan the park again."""
     park, _ = _park(session, actor, site_id)
+    driver = _driver(session, user_id)
     if arrival.tzinfo is None or departure.tzinfo is None:
         raise Invalid(T("arrival and departure need a timezone offset"), detail={"field": "arrival"})
     if departure <= arrival:
@@ -111,6 +142,7 @@ def add_session(
         delivered_kwh=0.0,
         state="waiting" if arrival > clock.now() else "charging",
         created_at=clock.now(),
+        user_id=driver,
     )
     session.add(row)
     session.flush()
@@ -121,7 +153,12 @@ def add_session(
         object_type="energy_charging_session",
         object_id=row.id,
         object_org_id=park.org_id,
-        detail={"energy_kwh": energy_kwh, "max_kw": max_kw, "departure": departure.isoformat()},
+        detail={
+            "energy_kwh": energy_kwh,
+            "max_kw": max_kw,
+            "departure": departure.isoformat(),
+            "user_id": driver,
+        },
     )
     return row, replan(session=session, actor=actor, site_id=park.id, reason=f"session {row.id} arrived")
 
@@ -129,19 +166,26 @@ def add_session(
 def leave(
     *, session: Session, actor: Actor, session_id: int, delivered_kwh: float | None = None
 ) -> tuple[ChargingSession, ChargingPlan]:
-    """A car leaves: close its session (with the charger's meter figure, if given) and plan again."""
+    """A car leaves: close its session (with the charger's meter figure, if given), publish
+    ``energy.charging_session_closed`` in the same transaction, and plan again."""
     row = session.get(ChargingSession, session_id)
     if row is None:
         raise NotFound(T("there is no charging session {id}", id=session_id), detail={"session": session_id})
     park, _ = _park(session, actor, row.site_id)
     if row.state == "left":
         raise Conflict(T("the car has already left"), detail={"session": session_id})
-    _settle(session, park.id)
     if delivered_kwh is not None:
         if not 0 <= delivered_kwh <= 500:
             raise Invalid(
                 T("delivered energy must be within [0, 500] kWh"), detail={"field": "delivered_kwh"}
             )
+        if delivered_kwh > 0 and clock.now() <= row.arrival:
+            raise Invalid(
+                T("a car that has not arrived yet cannot have been delivered energy"),
+                detail={"field": "delivered_kwh"},
+            )
+    _settle(session, park.id)
+    if delivered_kwh is not None:
         row.delivered_kwh = float(delivered_kwh)
     row.state, row.left_at = "left", clock.now()
     session.flush()
@@ -152,9 +196,24 @@ def leave(
         object_type="energy_charging_session",
         object_id=row.id,
         object_org_id=park.org_id,
-        detail={"delivered_kwh": round(row.delivered_kwh, 3)},
+        detail={"delivered_kwh": round(row.delivered_kwh, 3), "user_id": row.user_id},
     )
+    events.publish(Event(CLOSED, _closed_payload(row, park)), session)
     return row, replan(session=session, actor=actor, site_id=park.id, reason=f"session {row.id} left")
+
+
+def _closed_payload(row: ChargingSession, park: Site) -> dict[str, Any]:
+    """What ``energy.charging_session_closed`` says of a session that just closed."""
+    assert row.left_at is not None
+    return {
+        "session_id": row.id,
+        "site_id": park.id,
+        "user_id": row.user_id,
+        "kwh_milli": round(row.delivered_kwh * 1000),
+        "started_at": row.arrival.isoformat(),
+        "ended_at": row.left_at.isoformat(),
+        "tariff_org_id": park.org_id,
+    }
 
 
 def list_sessions(

@@ -96,6 +96,8 @@ class DemandProgram(Base):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: What a household is paid per kWh it sheds in an event (fen); none when the programme pays nothing.
+    incentive_fen_per_kwh: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class DemandEvent(Base):
@@ -145,7 +147,8 @@ class DemandReport(Base):
 
 
 class ChargingSession(Base):
-    """A car at a charging park: arrival, departure, energy wanted and the charger's maximum power."""
+    """A car at a charging park: arrival, departure, energy wanted, the charger's maximum power and
+    the resident charging, when known."""
 
     __tablename__ = "energy_charging_sessions"
 
@@ -163,6 +166,10 @@ class ChargingSession(Base):
     state: Mapped[str] = mapped_column(String(12), default="waiting", index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: The resident charging (who booked or plugged in), billed when the car leaves; none when unknown.
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True
+    )
 
 
 class ChargingPlan(Base):

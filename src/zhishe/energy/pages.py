@@ -220,8 +220,18 @@ async def dr_action(request: Request, session: SessionDep, actor: PageActor) -> 
         if action == "program":
             if actor.org_id is None:
                 raise Invalid(T("only staff of an organisation run programmes"))
+            rate = str(form.get("incentive_fen_per_kwh") or "").strip()
+            if rate and not rate.isdigit():
+                raise Invalid(
+                    T("the incentive must be a whole number of fen per kWh"),
+                    detail={"field": "incentive_fen_per_kwh"},
+                )
             demand.create_program(
-                session=session, actor=actor, org_id=actor.org_id, name=str(form.get("name") or "")
+                session=session,
+                actor=actor,
+                org_id=actor.org_id,
+                name=str(form.get("name") or ""),
+                incentive_fen_per_kwh=int(rate) if rate else None,
             )
         elif action == "event":
             tz = get_settings().tz
@@ -356,6 +366,9 @@ async def charging_action(
                 power = float(str(form.get("max_kw") or "0"))
             except ValueError:
                 raise Invalid(T("arrival must be a date and time; hours, energy and power numbers")) from None
+            driver = str(form.get("user_id") or "").strip()
+            if driver and not driver.isdigit():
+                raise Invalid(T("the resident must be a user id"), detail={"field": "user_id"})
             evcharging.add_session(
                 session=session,
                 actor=actor,
@@ -365,6 +378,7 @@ async def charging_action(
                 energy_kwh=energy,
                 max_kw=power,
                 phase=str(form.get("phase") or ""),
+                user_id=int(driver) if driver else None,
             )
         elif action == "leave":
             car = str(form.get("session_id") or "")

@@ -29,8 +29,10 @@ from zhishe.core.auth import Actor, authorize
 from zhishe.core.errors import Conflict, Invalid, NotFound
 from zhishe.core.i18n import T
 from zhishe.finance import ledger
-from zhishe.finance.costs import check_fen, half_even, local_day
+from zhishe.finance.fields import check_code_and_name
 from zhishe.finance.models import AdBooking, AdSlot
+from zhishe.finance.money import check_fen, half_even
+from zhishe.finance.periods import local_day
 
 __all__ = [
     "PLACEMENTS",
@@ -96,10 +98,7 @@ def create_slot(
             T("placement must be one of {values}", values=", ".join(PLACEMENTS)),
             detail={"field": "placement"},
         )
-    if not code or len(code) > 64 or not all(c.isalnum() or c in "-_" for c in code):
-        raise Invalid(T("code must be 1 to 64 letters, digits, - or _"), detail={"field": "code"})
-    if not name_zh.strip() or len(name_zh) > 200:
-        raise Invalid(T("name_zh must have 1 to 200 characters"), detail={"field": "name_zh"})
+    check_code_and_name(code, name_zh)
     prices = {
         "day_fen": check_fen(day_fen, field="day_fen", allow_zero=True),
         "per_thousand_impressions_fen": check_fen(

@@ -20,7 +20,7 @@ def settle(
     as_user: str = AS_USER,
 ) -> None:
     """Compute and store every provider's settlement statement of a month, and show them."""
-    from zhishe.finance import export, settlement
+    from zhishe.finance import money, settlement
 
     with transaction() as session:
         actor = resolve_actor(session, as_user)
@@ -39,7 +39,7 @@ def settle(
             table.add_row(
                 str(r.provider_id),
                 *(
-                    export.yuan(v)
+                    money.yuan(v)
                     for v in (
                         r.gross_fen,
                         r.commission_fen,
@@ -93,7 +93,7 @@ def export_ledger(
 
 def trial_balance(as_user: str = AS_USER) -> None:
     """Debit and credit balances per currency; each total must be zero."""
-    from zhishe.finance import export, ledger
+    from zhishe.finance import ledger, money
 
     with transaction() as session:
         actor = resolve_actor(session, as_user)
@@ -102,9 +102,9 @@ def trial_balance(as_user: str = AS_USER) -> None:
         for currency, row in result.items():
             table.add_row(
                 currency,
-                export.yuan(row["debits_fen"]),
-                export.yuan(row["credits_fen"]),
-                export.yuan(row["total_fen"]),
+                money.yuan(row["debits_fen"]),
+                money.yuan(row["credits_fen"]),
+                money.yuan(row["total_fen"]),
             )
         console.print(table)
         if any(row["total_fen"] for row in result.values()):

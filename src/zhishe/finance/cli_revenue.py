@@ -10,15 +10,13 @@ from rich.table import Table
 
 from zhishe.core.cli_support import AS_USER, console, handle_errors, resolve_actor, transaction
 from zhishe.core.errors import Invalid
+from zhishe.finance import money
 
 __all__ = ["register"]
 
 
 def _yuan(fen: int | None) -> str:
-    if fen is None:
-        return "—"
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
+    return "—" if fen is None else money.yuan(fen, grouped=True)
 
 
 @handle_errors

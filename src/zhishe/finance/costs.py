@@ -1,5 +1,4 @@
-"""Operating costs of the operator, per month and stream, and the small money and month helpers
-the revenue streams share.
+"""Operating costs of the operator, per month and stream.
 
 A cost is entered one by one or imported from a CSV file with the columns ``month, stream, label,
 amount`` (amount in yuan with at most two decimals, e.g. ``1234.50``). An import is all or
@@ -12,9 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
 
 from charset_normalizer import from_bytes
 from sqlalchemy import select
@@ -23,124 +20,25 @@ from sqlalchemy.orm import Session
 from zhishe.core import clock
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, authorize
-from zhishe.core.config import get_settings
 from zhishe.core.errors import Invalid
 from zhishe.core.i18n import T
 from zhishe.finance import ledger
 from zhishe.finance.models import CostEntry
+from zhishe.finance.money import check_fen, parse_yuan
+from zhishe.finance.periods import parse_month
 
 __all__ = [
     "COST_STREAMS",
     "CostRow",
-    "add_month",
     "create",
-    "half_even",
     "import_csv",
     "list_costs",
-    "local_day",
-    "month_bounds",
-    "month_of",
-    "months_between",
-    "parse_month",
-    "parse_yuan",
 ]
 
 #: Streams a cost may be booked under (the profit model's streams, plus overheads).
 COST_STREAMS = ("marketplace", "membership", "advertising", "data", "energy", "other")
-_YUAN = re.compile(r"(\d{1,10})(?:\.(\d{1,2}))?")
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
 #: Most rows one CSV import may carry.
 MAX_ROWS = 10_000
-
-
-# --- shared helpers --------------------------------------------------------------------------------
-
-
-def half_even(numerator: int, denominator: int) -> int:
-    """``numerator / denominator`` rounded half to even, in integers only (no floats)."""
-    if denominator <= 0:
-        raise ValueError("denominator must be positive")
-    quotient, remainder = divmod(numerator, denominator)
-    twice = 2 * remainder
-    if twice > denominator or (twice == denominator and quotient % 2 == 1):
-        quotient += 1
-    return quotient
-
-
-def local_day(moment: datetime) -> date:
-    """The date of ``moment`` in the platform timezone."""
-    return moment.astimezone(get_settings().tz).date()
-
-
-def month_of(moment: datetime) -> str:
-    """``YYYY-MM`` of ``moment`` in the platform timezone."""
-    return moment.astimezone(get_settings().tz).strftime("%Y-%m")
-
-
-def parse_month(text: object, *, field: str = "month") -> str:
-    """A ``YYYY-MM`` month, checked; Invalid naming ``field`` otherwise."""
-    value = str(text or "").strip()
-    found = _MONTH.fullmatch(value)
-    if not found or not 1 <= int(found.group(2)) <= 12 or not 2000 <= int(found.group(1)) <= 2999:
-        raise Invalid(
-            T("{field} must be a month written YYYY-MM, not {value}", field=field, value=repr(value)[:40]),
-            detail={"field": field},
-        )
-    return value
-
-
-def add_month(month: str, n: int = 1) -> str:
-    """The month ``n`` months after ``month`` (``n`` may be negative)."""
-    year, mon = int(month[:4]), int(month[5:7])
-    index = year * 12 + mon - 1 + n
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def months_between(first: str, last: str) -> list[str]:
-    """Every month from ``first`` to ``last`` inclusive (at most 120)."""
-    months: list[str] = []
-    month = first
-    while month <= last and len(months) < 120:
-        months.append(month)
-        month = add_month(month)
-    return months
-
-
-def month_bounds(first: str, last: str | None = None) -> tuple[datetime, datetime]:
-    """The UTC instants where ``first`` starts and ``last`` (default ``first``) ends, local time."""
-    tz = get_settings().tz
-    end_month = add_month(last or first)
-    start = datetime.combine(date(int(first[:4]), int(first[5:7]), 1), time(0), tzinfo=tz)
-    end = datetime.combine(date(int(end_month[:4]), int(end_month[5:7]), 1), time(0), tzinfo=tz)
-    return start.astimezone(UTC), end.astimezone(UTC)
-
-
-def parse_yuan(text: object, *, field: str = "amount") -> int:
-    """A positive amount in yuan with at most two decimals (``"12.5"``) as fen; Invalid otherwise."""
-    value = str(text if text is not None else "").strip().replace(",", "")
-    found = _YUAN.fullmatch(value)
-    if not found:
-        raise Invalid(
-            T(
-                "{field} must be a positive amount in yuan with at most two decimals, not {value}",
-                field=field,
-                value=repr(value)[:40],
-            ),
-            detail={"field": field},
-        )
-    fen = int(found.group(1)) * 100 + int((found.group(2) or "0").ljust(2, "0"))
-    if fen <= 0 or fen > ledger.MAX_FEN:
-        raise Invalid(T("{field} must be more than zero", field=field), detail={"field": field})
-    return fen
-
-
-def check_fen(value: object, *, field: str = "amount_fen", allow_zero: bool = False) -> int:
-    """A whole, positive number of fen (a bool, a float or a string is refused)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid(T("{field} must be a whole number of fen", field=field), detail={"field": field})
-    if value < 0 or (value == 0 and not allow_zero) or value > ledger.MAX_FEN:
-        raise Invalid(T("{field} must be more than zero", field=field), detail={"field": field})
-    return value
 
 
 # --- costs -----------------------------------------------------------------------------------------

@@ -29,8 +29,10 @@ from zhishe.core.errors import Conflict, Invalid, NotFound
 from zhishe.core.i18n import T
 from zhishe.finance import ledger
 from zhishe.finance.ads import receivable
-from zhishe.finance.costs import check_fen, local_day
+from zhishe.finance.fields import check_code_and_name
 from zhishe.finance.models import DataPlan, DataSubscription
+from zhishe.finance.money import check_fen
+from zhishe.finance.periods import local_day
 from zhishe.opendata import apptokens
 
 __all__ = [
@@ -91,10 +93,7 @@ def create_plan(
 ) -> DataPlan:
     """Create a data plan: a monthly fee for ``per_minute`` and ``per_day`` API calls."""
     authorize(actor, "finance.manage", what="data plans")
-    if not code or len(code) > 64 or not all(c.isalnum() or c in "-_" for c in code):
-        raise Invalid(T("code must be 1 to 64 letters, digits, - or _"), detail={"field": "code"})
-    if not name_zh.strip() or len(name_zh) > 200:
-        raise Invalid(T("name_zh must have 1 to 200 characters"), detail={"field": "name_zh"})
+    check_code_and_name(code, name_zh)
     check_fen(monthly_fee_fen, field="monthly_fee_fen")
     for field, value in (("per_minute", per_minute), ("per_day", per_day)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10**9:

@@ -33,11 +33,12 @@ from zhishe.core.config import get_settings
 from zhishe.core.errors import Invalid, NotFound
 from zhishe.core.events import Event
 from zhishe.core.i18n import T
+from zhishe.core.notifications.service import notify_org
 from zhishe.energy import service as energy
 from zhishe.energy import tariff as tariffs
 from zhishe.finance import ledger
-from zhishe.finance.costs import check_fen, half_even
 from zhishe.finance.models import EnergyCharge
+from zhishe.finance.money import check_fen, half_even
 
 __all__ = [
     "EVENTS",
@@ -300,25 +301,40 @@ def _moment(value: object, field: str) -> datetime:
     return moment
 
 
-def on_event(event: Event, session: Any) -> None:
-    """Post from an energy event. ``energy.charging_session_closed``: ``{"session_id", "user_id",
-    "kwh_milli", "started_at", "ended_at"}``; ``energy.dr_incentive_due``: ``{"event_id",
-    "user_id", "amount_fen"}`` (``site_id`` optional, part of the key). Events without a resident
-    to bill or pay are ignored: the operator bills them through the API."""
+def _nothing_due(event: Event) -> bool:
+    """Whether an energy event has no resident to bill or pay, or no energy or money to post."""
     payload = event.payload
     if payload.get("user_id") is None:
+        return True
+    amount = payload.get("kwh_milli" if event.name == "energy.charging_session_closed" else "amount_fen")
+    return type(amount) is int and amount == 0
+
+
+def on_event(event: Event, session: Any) -> None:
+    """Post from an energy event. ``energy.charging_session_closed``: ``{"session_id", "user_id",
+    "kwh_milli", "started_at", "ended_at"}`` (``tariff_org_id`` optional: whose tariff prices the
+    energy, the operator's when absent); ``energy.dr_incentive_due``: ``{"event_id", "user_id",
+    "amount_fen"}`` (``site_id`` optional, part of the key). Events without a resident to bill or
+    pay are ignored: the operator bills them through the API; so are a session that delivered no
+    energy and an incentive of nothing."""
+    if _nothing_due(event):
         return
+    payload = event.payload
     if event.name == "energy.charging_session_closed":
-        charge_ev(
-            session=session,
-            actor=None,
-            source_ref=f"charging:{payload['session_id']}",
-            user_id=payload["user_id"],
-            kwh_milli=payload["kwh_milli"],
-            started_at=_moment(payload["started_at"], "started_at"),
-            ended_at=_moment(payload["ended_at"], "ended_at"),
-            tariff_org_id=payload.get("tariff_org_id"),
-        )
+        try:
+            with session.begin_nested():  # a session that cannot be priced must not keep the car in
+                charge_ev(
+                    session=session,
+                    actor=None,
+                    source_ref=f"charging:{payload['session_id']}",
+                    user_id=payload["user_id"],
+                    kwh_milli=payload["kwh_milli"],
+                    started_at=_moment(payload["started_at"], "started_at"),
+                    ended_at=_moment(payload["ended_at"], "ended_at"),
+                    tariff_org_id=payload.get("tariff_org_id"),
+                )
+        except Invalid as exc:
+            _unbilled(session, payload, exc)
     elif event.name == "energy.dr_incentive_due":
         site = f":{payload['site_id']}" if payload.get("site_id") is not None else f":u{payload['user_id']}"
         pay_incentive(
@@ -327,6 +343,38 @@ def on_event(event: Event, session: Any) -> None:
             source_ref=f"dr:{payload['event_id']}{site}",
             user_id=payload["user_id"],
             amount_fen=payload["amount_fen"],
+        )
+
+
+def _unbilled(session: Session, payload: dict[str, Any], exc: Invalid) -> None:
+    """A closed charging session that could not be priced (no tariff in force, too long): nothing is
+    posted, the refusal is audited and the tariff's organisation is told, to bill it by hand."""
+    record(
+        session=session,
+        actor=None,
+        action="finance.energy.unbilled",
+        object_type="energy_charging_session",
+        object_id=str(payload.get("session_id")),
+        object_org_id=payload.get("tariff_org_id"),
+        detail={
+            "reason": exc.message,
+            "user_id": payload.get("user_id"),
+            "kwh_milli": payload.get("kwh_milli"),
+        },
+    )
+    org_id = payload.get("tariff_org_id")
+    if isinstance(org_id, int):
+        notify_org(
+            session=session,
+            org_id=org_id,
+            kind="finance.energy",
+            message=T(
+                "charging session {id} could not be billed ({reason}); bill it through the energy charges",
+                id=payload.get("session_id"),
+                reason=exc.message,
+            ),
+            link="/finance/energy",
+            roles=["admin", "steward"],
         )
 
 

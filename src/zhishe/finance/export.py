@@ -33,8 +33,10 @@ from zhishe.core.config import get_settings
 from zhishe.core.errors import Invalid
 from zhishe.core.i18n import T
 from zhishe.finance.models import Account, Entry, Posting
+from zhishe.finance.money import yuan
+from zhishe.finance.periods import local_day
 
-__all__ = ["CSV_COLUMNS", "beancount", "beancount_chunks", "csv_chunks", "csv_rows", "parse_range", "yuan"]
+__all__ = ["CSV_COLUMNS", "beancount", "beancount_chunks", "csv_chunks", "csv_rows", "parse_range"]
 
 CSV_COLUMNS = (
     "entry_id",
@@ -53,17 +55,6 @@ CSV_COLUMNS = (
     "currency",
 )
 _BATCH = 2000
-
-
-def yuan(fen: int) -> str:
-    """``-1234`` fen as ``-12.34`` (exact, no floats)."""
-    sign = "-" if fen < 0 else ""
-    whole, part = divmod(abs(fen), 100)
-    return f"{sign}{whole}.{part:02d}"
-
-
-def _day(moment: datetime) -> date:
-    return moment.astimezone(get_settings().tz).date()
 
 
 def parse_range(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
@@ -157,7 +148,8 @@ def beancount_chunks(
     yield 'option "title" "Zhishe ledger"\noption "operating_currency" "CNY"\n\n'
     opens = session.execute(select(Account.name, Account.currency, Account.opened_at).order_by(Account.name))
     lines = [
-        f"{_day(opened).isoformat()} open {_account(name)} {currency}" for name, currency, opened in opens
+        f"{local_day(opened).isoformat()} open {_account(name)} {currency}"
+        for name, currency, opened in opens
     ]
     yield "\n".join(lines) + "\n\n"
     for batch in _batches(session, start, end):
@@ -165,7 +157,7 @@ def beancount_chunks(
         for entry, legs in batch:
             payee = f"P{entry.provider_id}" if entry.provider_id else entry.stream
             out.write(
-                f"{_day(entry.posted_at).isoformat()} * {_quoted(payee)} {_quoted(entry.memo or entry.kind)}\n"
+                f"{local_day(entry.posted_at).isoformat()} * {_quoted(payee)} {_quoted(entry.memo or entry.kind)}\n"
             )
             out.write(f"  entry_id: {entry.id}\n")
             out.write(f"  kind: {_quoted(entry.kind)}\n")
@@ -210,7 +202,7 @@ def csv_chunks(
                     [
                         entry.id,
                         entry.posted_at.isoformat(),
-                        _day(entry.posted_at).isoformat(),
+                        local_day(entry.posted_at).isoformat(),
                         entry.kind,
                         entry.stream,
                         entry.memo,

@@ -215,10 +215,16 @@ def post(
     )
     session.add(entry)
     session.flush()
+    names = sorted(name for name, _ in legs)
+    accounts = {a.name: a for a in session.scalars(select(Account).where(Account.name.in_(names)))}
+    for name in names:
+        if name not in accounts:
+            accounts[name] = account(session, name, currency=currency)
     guarded = set(no_overdraft)
+    postings = []
     # a fixed order of account updates, so that two entries touching the same accounts cannot deadlock
     for name, amount in sorted(legs):
-        acct = account(session, name, currency=currency)
+        acct = accounts[name]
         if acct.currency != currency:
             raise Invalid(
                 T("account {name} is kept in {currency}", name=name, currency=acct.currency),
@@ -232,12 +238,12 @@ def post(
             raise Conflict(
                 T("not enough balance in {name}", name=name), detail={"account": name, "amount_fen": amount}
             )
-        session.add(Posting(entry_id=entry.id, account_id=acct.id, amount_fen=amount, currency=currency))
-    session.flush()
-    for acct_name, _ in legs:  # balances were moved in SQL: forget any stale copies
-        found = session.scalar(select(Account).where(Account.name == acct_name))
-        if found is not None:
-            session.expire(found, ["balance_fen"])
+        postings.append(
+            {"entry_id": entry.id, "account_id": acct.id, "amount_fen": amount, "currency": currency}
+        )
+    session.execute(insert(Posting), postings)
+    for acct in accounts.values():  # balances were moved in SQL: forget the stale copies
+        session.expire(acct, ["balance_fen"])
     return entry
 
 

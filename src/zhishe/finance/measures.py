@@ -18,19 +18,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from zhishe.catalog import flows
-from zhishe.catalog import service as catalog
-from zhishe.catalog.models import Dataset
 from zhishe.catalog.schemas import ColumnIn, DatasetCreate
 from zhishe.core import clock
 from zhishe.core.accounts.models import Organisation
 from zhishe.core.auth import Actor, OrgKind, authorize
-from zhishe.core.config import get_settings
-from zhishe.core.db import get_sessionmaker
 from zhishe.core.errors import Invalid
 from zhishe.core.i18n import T
 from zhishe.finance import profit
-from zhishe.finance.costs import add_month, month_of
 from zhishe.finance.models import Entry
+from zhishe.finance.periods import add_month, month_of
 from zhishe.services.models import Transaction
 
 __all__ = ["DATASETS", "marketplace_rows", "profit_rows", "publish"]
@@ -107,39 +103,32 @@ def _operator(session: Session) -> Organisation:
     return org
 
 
-def _dataset(session: Session, actor: Actor, slug: str, owner: Organisation) -> Dataset:
-    found = session.scalar(select(Dataset).where(Dataset.slug == slug))
-    if found is not None:
-        return found
+def _dataset_in(slug: str, owner: Organisation) -> DatasetCreate:
     title_zh, title_en, description, columns = DATASETS[slug]
-    return catalog.create_dataset(
-        session=session,
-        actor=actor,
-        dataset_in=DatasetCreate(
-            slug=slug,
-            title_zh=title_zh,
-            title_en=title_en,
-            description_zh=title_zh,
-            description_en=description,
-            theme="economy",
-            keywords=["finance", "marketplace", "profit"],
-            accrual_periodicity="monthly",
-            sharing_class="conditional",
-            sharing_conditions="Operator figures: shared for evaluation and reporting on request.",
-            source="Zhishe finance (ledger, operating costs, marketplace transactions)",
-            owner_org_id=owner.id,
-            columns=[
-                ColumnIn(
-                    name=n,
-                    type=k,
-                    unit=u,
-                    description=d,
-                    classification="internal",
-                    is_key=n in ("month", "stream"),
-                )
-                for n, k, u, d in columns
-            ],
-        ),
+    return DatasetCreate(
+        slug=slug,
+        title_zh=title_zh,
+        title_en=title_en,
+        description_zh=title_zh,
+        description_en=description,
+        theme="economy",
+        keywords=["finance", "marketplace", "profit"],
+        accrual_periodicity="monthly",
+        sharing_class="conditional",
+        sharing_conditions="Operator figures: shared for evaluation and reporting on request.",
+        source="Zhishe finance (ledger, operating costs, marketplace transactions)",
+        owner_org_id=owner.id,
+        columns=[
+            ColumnIn(
+                name=n,
+                type=k,
+                unit=u,
+                description=d,
+                classification="internal",
+                is_key=n in ("month", "stream"),
+            )
+            for n, k, u, d in columns
+        ],
     )
 
 
@@ -148,31 +137,12 @@ def publish(*, session: Session, actor: Actor) -> dict[str, int]:
     owner = _operator(session)
     authorize(actor, "dataset.write", org_id=owner.id, what="operator figures")
     builders = {"operator-profit-monthly": profit_rows, "operator-marketplace-monthly": marketplace_rows}
-    tables = {}
+    datasets = []
     for slug, build in builders.items():
         columns = DATASETS[slug][3]
         schema = pa.schema([(n, _ARROW[k]) for n, k, _u, _d in columns])
-        tables[slug] = pa.Table.from_pylist(
+        table = pa.Table.from_pylist(
             [{n: row.get(n) for n, *_ in columns} for row in build(session)], schema=schema
         )
-    ids = {slug: _dataset(session, actor, slug, owner).id for slug in tables}
-    session.commit()  # the imports commit in transactions of their own
-    versions: dict[str, int] = {}
-    maker = get_sessionmaker(get_settings().database_url)
-    for slug, table in tables.items():
-        if table.num_rows == 0:
-            continue
-        report = flows.import_table(
-            maker=maker,
-            actor=actor,
-            dataset=ids[slug],
-            table=table,
-            mode="replace",
-            note="operator figures",
-            filename=f"{slug}.parquet",
-        )
-        if report.version is None:
-            raise Invalid(report.message or "the figures were refused", detail={"dataset": slug})
-        versions[slug] = report.version
-    session.expire_all()
-    return versions
+        datasets.append((_dataset_in(slug, owner), table))
+    return flows.publish_tables(session=session, actor=actor, datasets=datasets, note="operator figures")

@@ -29,8 +29,10 @@ from zhishe.core.auth import Actor, authorize, can
 from zhishe.core.errors import Conflict, Forbidden, Invalid, NotFound
 from zhishe.core.i18n import T
 from zhishe.finance import ledger
-from zhishe.finance.costs import check_fen, half_even, local_day
+from zhishe.finance.fields import check_code_and_name
 from zhishe.finance.models import Account, Membership, MembershipPlan, Posting
+from zhishe.finance.money import check_fen, half_even
+from zhishe.finance.periods import local_day
 
 __all__ = [
     "METHODS",
@@ -107,10 +109,7 @@ def get_plan_or_raise(*, session: Session, plan_id: int) -> MembershipPlan:
 
 
 def _check_plan(code: str, name_zh: str, discount_bps: int, priority_hours: int) -> None:
-    if not code or len(code) > 64 or not all(c.isalnum() or c in "-_" for c in code):
-        raise Invalid(T("code must be 1 to 64 letters, digits, - or _"), detail={"field": "code"})
-    if not name_zh.strip() or len(name_zh) > 200:
-        raise Invalid(T("name_zh must have 1 to 200 characters"), detail={"field": "name_zh"})
+    check_code_and_name(code, name_zh)
     if (
         isinstance(discount_bps, bool)
         or not isinstance(discount_bps, int)

@@ -9,21 +9,16 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from zhishe.core import clock
-from zhishe.core.config import get_settings
 from zhishe.core.deps import SessionDep
 from zhishe.core.errors import Invalid
 from zhishe.core.i18n import T
 from zhishe.core.web.shell import PageActor, check_csrf, redirect, render
-from zhishe.finance import export, ledger, settlement
+from zhishe.finance import ledger, money, periods, settlement
 from zhishe.services import payments, vouchers
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-
-
-def _this_month() -> str:
-    return clock.now().astimezone(get_settings().tz).strftime("%Y-%m")
 
 
 @router.get("/finance/ledger")
@@ -39,7 +34,7 @@ def ledger_page(request: Request, session: SessionDep, actor: PageActor) -> Resp
             "entries": recent,
             "postings": ledger.postings_of(session, [e.id for e in recent]),
             "trial": ledger.trial_balance(session, actor=actor),
-            "yuan": export.yuan,
+            "yuan": money.yuan,
         },
     )
 
@@ -47,12 +42,12 @@ def ledger_page(request: Request, session: SessionDep, actor: PageActor) -> Resp
 @router.get("/finance/settlements")
 def settlements_page(request: Request, session: SessionDep, actor: PageActor, month: str = "") -> Response:
     """A month's statements, with the run button and a CSV download (operator)."""
-    chosen = settlement.parse_month(month) if month else _this_month()
+    chosen = periods.parse_month(month) if month else periods.month_of(clock.now())
     rows = settlement.list_settlements(session, actor=actor, month=chosen)
     return render(
         request,
         "finance/ledger_settlements.html",
-        {"month": chosen, "rows": rows, "names": payments.provider_names(session), "yuan": export.yuan},
+        {"month": chosen, "rows": rows, "names": payments.provider_names(session), "yuan": money.yuan},
     )
 
 
@@ -61,7 +56,7 @@ async def run_settlements(request: Request, session: SessionDep, actor: PageActo
     """Compute and store the month's statements, then show them."""
     form = await request.form()
     check_csrf(request, form)
-    month = settlement.parse_month(str(form.get("month") or ""))
+    month = periods.parse_month(str(form.get("month") or ""))
     settlement.run(session, actor=actor, month=month)
     return redirect(f"/finance/settlements?month={month}")
 
@@ -69,7 +64,7 @@ async def run_settlements(request: Request, session: SessionDep, actor: PageActo
 @router.get("/finance/settlements.csv")
 def settlements_csv(session: SessionDep, actor: PageActor, month: str = "") -> Response:
     """The month's statements as CSV."""
-    chosen = settlement.parse_month(month) if month else _this_month()
+    chosen = periods.parse_month(month) if month else periods.month_of(clock.now())
     rows = settlement.list_settlements(session, actor=actor, month=chosen)
     names = payments.provider_names(session)
     out = io.StringIO()
@@ -100,7 +95,7 @@ def settlements_csv(session: SessionDep, actor: PageActor, month: str = "") -> R
             r.net_payable_fen - r.ledger_movement_fen,
         )
         writer.writerow(
-            [r.month, r.provider_id, names.get(r.provider_id, ""), *(export.yuan(v) for v in figures)]
+            [r.month, r.provider_id, names.get(r.provider_id, ""), *(money.yuan(v) for v in figures)]
         )
     return Response(
         out.getvalue(),
@@ -117,19 +112,8 @@ def vouchers_page(request: Request, session: SessionDep, actor: PageActor) -> Re
     return render(
         request,
         "finance/ledger_vouchers.html",
-        {"programmes": programmes, "funds": funds, "yuan": export.yuan},
+        {"programmes": programmes, "funds": funds, "yuan": money.yuan},
     )
-
-
-def _fen(form: Any, name: str) -> int:
-    """A yuan amount typed in a form (``200`` or ``200.50``) as fen."""
-    text = str(form.get(name) or "").strip()
-    whole, _, part = text.partition(".")
-    if not whole.isdigit() or not (part == "" or (part.isdigit() and len(part) <= 2)):
-        raise Invalid(
-            T("{field} must be an amount in yuan like 200 or 200.50", field=name), detail={"field": name}
-        )
-    return int(whole) * 100 + int(part.ljust(2, "0") or 0)
 
 
 @router.post("/finance/vouchers")
@@ -156,7 +140,7 @@ async def create_programme(request: Request, session: SessionDep, actor: PageAct
             "name_en": str(form.get("name_en") or ""),
             "kind": str(form.get("kind") or ""),
             "period": str(form.get("period") or "monthly"),
-            "amount_fen": _fen(form, "amount"),
+            "amount_fen": money.parse_yuan(form.get("amount"), field="amount", allow_zero=True),
             "valid_from": str(form.get("valid_from") or ""),
             "valid_until": str(form.get("valid_until") or ""),
             "eligibility": eligibility,
@@ -174,7 +158,10 @@ async def fund_programme(
     form = await request.form()
     check_csrf(request, form)
     vouchers.fund_programme(
-        session=session, actor=actor, programme_id=programme_id, amount_fen=_fen(form, "amount")
+        session=session,
+        actor=actor,
+        programme_id=programme_id,
+        amount_fen=money.parse_yuan(form.get("amount"), field="amount", allow_zero=True),
     )
     return redirect("/finance/vouchers")
 

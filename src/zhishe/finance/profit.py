@@ -31,8 +31,10 @@ from zhishe.core.auth import Actor, authorize
 from zhishe.core.config import get_settings
 from zhishe.core.errors import Invalid
 from zhishe.core.i18n import T
-from zhishe.finance.costs import costs_by_month, half_even, month_bounds, months_between, parse_month
+from zhishe.finance.costs import costs_by_month
 from zhishe.finance.models import Account, Entry, Posting
+from zhishe.finance.money import half_even
+from zhishe.finance.periods import month_bounds, months_between, parse_month
 from zhishe.services import stats
 
 __all__ = ["MAX_MONTHS", "STREAMS", "ProfitReport", "compute", "ledger_by_month", "report", "row_of"]

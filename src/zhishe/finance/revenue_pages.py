@@ -25,7 +25,7 @@ from zhishe.core.deps import IdPath, SessionDep
 from zhishe.core.errors import Invalid, ZhisheError
 from zhishe.core.i18n import T, localize
 from zhishe.core.web.shell import PageActor, check_csrf, redirect, render
-from zhishe.finance import ads, costs, dataplans, energyfees, memberships, profit, whatif
+from zhishe.finance import ads, costs, dataplans, energyfees, memberships, money, periods, profit, whatif
 
 __all__ = ["router"]
 
@@ -109,7 +109,7 @@ def _resident_membership(session: Session, actor: Actor) -> dict[str, Any]:
         "current_plan": memberships.get_plan_or_raise(session=session, plan_id=current.plan_id)
         if current
         else None,
-        "refund": memberships.refund_for(current, costs.local_day(clock.now())) if current else None,
+        "refund": memberships.refund_for(current, periods.local_today()) if current else None,
     }
 
 
@@ -181,7 +181,7 @@ async def memberships_post(request: Request, session: SessionDep, actor: PageAct
                 code=_text(form, "code"),
                 name_zh=_text(form, "name_zh"),
                 name_en=_text(form, "name_en"),
-                annual_fee_fen=costs.parse_yuan(_text(form, "annual_fee"), field="annual_fee"),
+                annual_fee_fen=money.parse_yuan(_text(form, "annual_fee"), field="annual_fee"),
                 discount_bps=_int(form, "discount_bps"),
                 priority_hours=_int(form, "priority_hours"),
             )
@@ -275,7 +275,7 @@ async def data_post(request: Request, session: SessionDep, actor: PageActor) -> 
                 actor=actor,
                 code=_text(form, "code"),
                 name_zh=_text(form, "name_zh"),
-                monthly_fee_fen=costs.parse_yuan(_text(form, "monthly_fee"), field="monthly_fee"),
+                monthly_fee_fen=money.parse_yuan(_text(form, "monthly_fee"), field="monthly_fee"),
                 per_minute=_int(form, "per_minute"),
                 per_day=_int(form, "per_day"),
             )
@@ -309,7 +309,7 @@ async def energy_post(request: Request, session: SessionDep, actor: PageActor) -
             actor=actor,
             source_ref=_text(form, "source_ref"),
             user_id=_int(form, "user_id"),
-            amount_fen=costs.parse_yuan(_text(form, "amount"), field="amount"),
+            amount_fen=money.parse_yuan(_text(form, "amount"), field="amount"),
         )
 
     return await _post(
@@ -353,7 +353,7 @@ async def costs_post(request: Request, session: SessionDep, actor: PageActor) ->
                 month=_text(form, "month"),
                 stream=_text(form, "stream"),
                 label=_text(form, "label"),
-                amount_fen=costs.parse_yuan(_text(form, "amount")),
+                amount_fen=money.parse_yuan(_text(form, "amount")),
             )
     except ZhisheError as exc:
         session.rollback()
@@ -388,15 +388,15 @@ def _charts(model: profit.ProfitReport) -> dict[str, Any]:
 def profit_page(request: Request, session: SessionDep, actor: PageActor) -> HTMLResponse:
     """The profit model over a month range, its trend charts and the what-if panel."""
     params = dict(request.query_params)
-    this_month = costs.month_of(clock.now())
-    first = params.get("from") or costs.add_month(this_month, -5)
+    this_month = periods.month_of(clock.now())
+    first = params.get("from") or periods.add_month(this_month, -5)
     last = params.get("to") or this_month
     error = ""
     try:
         model = profit.report(session=session, actor=actor, first=first, last=last)
     except Invalid as exc:
         error = localize(exc.message)
-        first, last = costs.add_month(this_month, -5), this_month
+        first, last = periods.add_month(this_month, -5), this_month
         model = profit.report(session=session, actor=actor, first=first, last=last)
     what_params = {k: v for k, v in params.items() if k not in ("from", "to", "lang")}
     try:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import datetime
 
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -31,19 +31,17 @@ from sqlalchemy.orm import Session, aliased
 from zhishe.core import clock
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, authorize, can
-from zhishe.core.config import get_settings
 from zhishe.core.errors import Forbidden, Invalid
 from zhishe.core.i18n import T
 from zhishe.finance import ledger
 from zhishe.finance.models import Account, Entry, Posting, Settlement
+from zhishe.finance.periods import month_bounds, parse_month
 
 __all__ = [
     "Statement",
     "compute",
     "list_payouts",
     "list_settlements",
-    "month_bounds",
-    "parse_month",
     "payout",
     "run",
 ]
@@ -77,34 +75,9 @@ class Statement:
         return self.net_payable_fen - self.ledger_movement_fen
 
 
-def parse_month(text: str, *, field_name: str = "month") -> str:
-    """``YYYY-MM`` checked; ``Invalid`` names the field otherwise."""
-    value = (text or "").strip()
-    try:
-        if len(value) != 7 or value[4] != "-":
-            raise ValueError(value)
-        year, month = int(value[:4]), int(value[5:])
-        date(year, month, 1)
-    except ValueError:
-        raise Invalid(
-            T("{field} must be a month like 2026-11", field=field_name), detail={"field": field_name}
-        ) from None
-    return value
-
-
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """The first instant of ``month`` and of the next one, in the platform timezone."""
-    value = parse_month(month)
-    year, number = int(value[:4]), int(value[5:])
-    tz = get_settings().tz
-    start = datetime.combine(date(year, number, 1), time(0), tzinfo=tz)
-    end = datetime.combine(date(year + number // 12, number % 12 + 1, 1), time(0), tzinfo=tz)
-    return start, end
-
-
 def compute(session: Session, month: str, *, provider_id: int | None = None) -> list[Statement]:
     """Every provider's statement for ``month`` (or just ``provider_id``'s), from the ledger."""
-    start, end = month_bounds(month)
+    start, end = month_bounds(parse_month(month))
     original = aliased(Entry)
     kind = func.coalesce(original.kind, Entry.kind)
     is_payable = (

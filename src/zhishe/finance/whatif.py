@@ -30,8 +30,10 @@ from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, authorize
 from zhishe.core.errors import Invalid
 from zhishe.core.i18n import Message, T
-from zhishe.finance.costs import add_month, costs_by_month, half_even, month_bounds, month_of, parse_month
+from zhishe.finance.costs import costs_by_month
 from zhishe.finance.models import Membership, MembershipPlan
+from zhishe.finance.money import half_even
+from zhishe.finance.periods import add_month, month_bounds, month_of, parse_month
 from zhishe.finance.profit import ledger_by_month
 from zhishe.services import stats
 from zhishe.services.models import ServiceCategory

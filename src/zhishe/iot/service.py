@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from zhishe.core import clock
 from zhishe.core.accounts import service as accounts
+from zhishe.core.accounts.models import User
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, Role, authorize, can
 from zhishe.core.errors import Conflict, Forbidden, Invalid, NotFound
@@ -49,6 +50,7 @@ __all__ = [
     "get_device_or_raise",
     "get_site_by_code",
     "get_site_or_raise",
+    "household_residents",
     "import_devices",
     "list_devices",
     "list_sites",
@@ -123,6 +125,19 @@ def member_site_ids(*, session: Session, actor: Actor) -> set[int]:
     if actor.user_id is None:
         return set()
     return set(session.scalars(select(SiteMember.site_id).where(SiteMember.user_id == actor.user_id)))
+
+
+def household_residents(*, session: Session, site_id: int) -> list[int]:
+    """The user ids of a household's active residents, oldest account first (for a caller that
+    already decided the household may be acted on)."""
+    return list(
+        session.scalars(
+            select(User.id)
+            .join(SiteMember, SiteMember.user_id == User.id)
+            .where(SiteMember.site_id == site_id, User.role == Role.RESIDENT, User.is_active.is_(True))
+            .order_by(User.id)
+        )
+    )
 
 
 def site_access(*, session: Session, actor: Actor, site: Site) -> DeviceAccess:

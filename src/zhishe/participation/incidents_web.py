@@ -968,10 +968,17 @@ def _act(session: Session, actor: Actor, incident_id: int, action: str, form: Fo
 @router.get("/participate/incidents", response_class=HTMLResponse, include_in_schema=False)
 def public_list_page(request: Request, session: SessionDep, actor: OptionalActor) -> Response:
     """Emergencies going on, with their latest notice (no login)."""
+    from zhishe.finance import ads
+
     return render(
         request,
         "incident_public_list.html",
-        {**_common(), "items": incidents.public_incidents(session=session)},
+        # the "notices" advertising placement runs beside the community's notices
+        {
+            **_common(),
+            "items": incidents.public_incidents(session=session),
+            "ad": ads.serve(session, "notices"),
+        },
     )
 
 

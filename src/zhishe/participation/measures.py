@@ -27,14 +27,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zhishe.catalog import flows
-from zhishe.catalog import service as catalog
-from zhishe.catalog.models import Dataset
 from zhishe.catalog.schemas import ColumnIn, DatasetCreate
 from zhishe.core.accounts.models import Organisation
 from zhishe.core.areas.models import Area
 from zhishe.core.auth import Actor, OrgKind, authorize
 from zhishe.core.config import get_settings
-from zhishe.core.db import get_sessionmaker
 from zhishe.core.errors import Invalid
 from zhishe.core.i18n import T
 from zhishe.participation.models import Category, Request, Suggestion
@@ -287,32 +284,23 @@ def _bureau(session: Session) -> Organisation:
     return bureau
 
 
-def _dataset(session: Session, actor: Actor, spec: MeasureSet, owner: Organisation) -> Dataset:
-    found = session.scalar(select(Dataset).where(Dataset.slug == spec.slug))
-    if found is not None:
-        return found
-    return catalog.create_dataset(
-        session=session,
-        actor=actor,
-        dataset_in=DatasetCreate(
-            slug=spec.slug,
-            title_zh=spec.title_zh,
-            title_en=spec.title_en,
-            description_zh=spec.title_zh,
-            description_en=spec.description,
-            theme="public-services",
-            keywords=["12345", "participation", "Open311"],
-            accrual_periodicity="daily",
-            sharing_class="unconditional",
-            source="Zhishe participation (reports, work orders, suggestions)",
-            owner_org_id=owner.id,
-            columns=[
-                ColumnIn(
-                    name=n, type=k, unit=u, description=d, classification="public", is_key=n == "request_id"
-                )
-                for n, k, u, d in spec.columns
-            ],
-        ),
+def _dataset_in(spec: MeasureSet, owner: Organisation) -> DatasetCreate:
+    return DatasetCreate(
+        slug=spec.slug,
+        title_zh=spec.title_zh,
+        title_en=spec.title_en,
+        description_zh=spec.title_zh,
+        description_en=spec.description,
+        theme="public-services",
+        keywords=["12345", "participation", "Open311"],
+        accrual_periodicity="daily",
+        sharing_class="unconditional",
+        source="Zhishe participation (reports, work orders, suggestions)",
+        owner_org_id=owner.id,
+        columns=[
+            ColumnIn(name=n, type=k, unit=u, description=d, classification="public", is_key=n == "request_id")
+            for n, k, u, d in spec.columns
+        ],
     )
 
 
@@ -325,25 +313,7 @@ def publish(*, session: Session, actor: Actor) -> dict[str, int]:
         "participation-suggestions": suggestion_timeliness,
         "participation-requests": request_records,
     }
-    tables = {spec.slug: (spec, _table(spec, builders[spec.slug](session))) for spec in DATASETS}
-    ids = {slug: _dataset(session, actor, spec, owner).id for slug, (spec, _t) in tables.items()}
-    session.commit()  # the imports commit in transactions of their own
-    versions: dict[str, int] = {}
-    maker = get_sessionmaker(get_settings().database_url)
-    for slug, (_spec, table) in tables.items():
-        if table.num_rows == 0:  # nothing to measure yet: the dataset waits for its first rows
-            continue
-        report = flows.import_table(
-            maker=maker,
-            actor=actor,
-            dataset=ids[slug],
-            table=table,
-            mode="replace",
-            note="participation measures",
-            filename=f"{slug}.parquet",
-        )
-        if report.version is None:
-            raise Invalid(report.message or "the measures were refused", detail={"dataset": slug})
-        versions[slug] = report.version
-    session.expire_all()
-    return versions
+    datasets = [(_dataset_in(spec, owner), _table(spec, builders[spec.slug](session))) for spec in DATASETS]
+    return flows.publish_tables(
+        session=session, actor=actor, datasets=datasets, note="participation measures"
+    )

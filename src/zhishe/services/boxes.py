@@ -20,19 +20,19 @@ later by whole periods, so the plan keeps its number of boxes and its end moves 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from zhishe.core import clock
 from zhishe.core.auth import Actor, authorize
-from zhishe.core.config import get_settings
 from zhishe.core.errors import Conflict, Invalid, NotFound
 from zhishe.core.i18n import T
 from zhishe.core.notifications.service import notify_users
-from zhishe.services import engine, payments, pricing, transactions
+from zhishe.finance.money import bps_of, yuan_label
+from zhishe.finance.periods import local_today
+from zhishe.services import common, engine, payments, pricing, transactions
 from zhishe.services.engine import Context
 from zhishe.services.models import BoxDelivery, Listing, Transaction
 
@@ -128,17 +128,9 @@ def _plan(name: str, raw: object) -> Plan:
     )
 
 
-def _bps_of(amount_fen: int, bps: int) -> int:
-    """``amount_fen * bps / 10,000`` rounded half to even, in integers only."""
-    whole, rest = divmod(amount_fen * bps, 10_000)
-    if rest * 2 > 10_000 or (rest * 2 == 10_000 and whole % 2 == 1):
-        whole += 1
-    return whole
-
-
 def discounted(price_fen: int, discount_bps: int) -> tuple[int, int]:
     """``(price after the plan's discount, the discount)`` in fen."""
-    discount = _bps_of(price_fen, discount_bps)
+    discount = bps_of(price_fen, discount_bps)
     return price_fen - discount, discount
 
 
@@ -165,11 +157,6 @@ def resume_shift_days(next_due: date | None, paused_on: date, resumed_on: date, 
     late = (resumed_on - next_due).days
     periods = -(-late // every_days)
     return periods * every_days
-
-
-def local_today(at: datetime | None = None) -> date:
-    """Today's date in the platform timezone."""
-    return (at or clock.now()).astimezone(get_settings().tz).date()
 
 
 def plan_of_order(txn: Transaction) -> Plan:
@@ -234,7 +221,7 @@ def _box_price(ctx: Context) -> None:
     data.update(
         price_fen=price,
         discount_fen=quote.discount_fen + discount,
-        commission_fen=pricing.bps_of(price, quote.commission_bps),
+        commission_fen=bps_of(price, quote.commission_bps),
         plan=plan.as_json(),
     )
     txn.options = {**options, "plan": plan.name}
@@ -343,7 +330,7 @@ def _box_cancel(ctx: Context) -> None:
         message=T(
             "Your subscription to {title} was cancelled: {yuan} returned for the boxes not delivered",
             title=ctx.listing.title_zh,
-            yuan=f"¥{refund // 100}.{refund % 100:02d}",
+            yuan=yuan_label(refund),
         ),
         link=f"/services/boxes/{ctx.txn.id}",
     )
@@ -364,15 +351,8 @@ def plan_prices(session: Session, *, actor: Actor, listing_id: int) -> list[tupl
 
 
 def _box_listing(session: Session, listing_id: int) -> Listing:
-    listing = session.get(Listing, listing_id)
-    if listing is None or listing.status in {"draft", "withdrawn"}:
-        raise NotFound(T("there is no listing {id}", id=listing_id), detail={"listing_id": listing_id})
-    if listing.process != PROCESS:
-        raise Conflict(
-            T("listing {id} is not a membership box", id=listing_id),
-            detail={"listing_id": listing_id, "process": listing.process},
-        )
-    return listing
+    refusal = T("listing {id} is not a membership box", id=listing_id)
+    return common.listing_of(session, listing_id, process=PROCESS, refusal=refusal)
 
 
 def subscribe(
@@ -397,25 +377,16 @@ def subscribe(
             ),
             detail={"field": "method"},
         )
-    if voucher_id is not None and (isinstance(voucher_id, bool) or not isinstance(voucher_id, int)):
-        raise Invalid(T("voucher_id must be an id"), detail={"field": "voucher_id"})
+    common.check_voucher_id(voucher_id)
     if not isinstance(plan, str) or plan not in PLAN_NAMES:
         raise Invalid(T("plan must be one of {names}", names=", ".join(PLAN_NAMES)), detail={"field": "plan"})
     count = pricing.parse_quantity(quantity)
     listing = _box_listing(session, listing_id)
     clean = {**pricing.clean_options(options), "plan": plan}
-    txn = engine.start(session, listing=listing, actor=actor, params={"quantity": count, "options": clean})
-    if method == "gateway":
-        return txn, payments.gateway_checkout(session, txn=txn, actor=actor, voucher_id=voucher_id)
-    engine.fire(
-        session,
-        transaction_id=txn.id,
-        transition="pay",
-        actor=actor,
-        by="resident",
-        params={"method": method, "voucher_id": voucher_id},
+    params = {"quantity": count, "options": clean}
+    return common.start_and_pay(
+        session, listing=listing, actor=actor, params=params, method=method, voucher_id=voucher_id
     )
-    return txn, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,12 +444,8 @@ class BoxView:
 
 
 def _subscription(session: Session, actor: Actor, transaction_id: int) -> Transaction:
-    txn = transactions.get_order(session, actor=actor, transaction_id=transaction_id)
-    if txn.process != PROCESS:
-        raise Conflict(
-            T("order {id} is not a membership box", id=transaction_id), detail={"transaction": transaction_id}
-        )
-    return txn
+    refusal = T("order {id} is not a membership box", id=transaction_id)
+    return common.order_of(session, actor, transaction_id, process=PROCESS, refusal=refusal)
 
 
 def get_subscription(session: Session, *, actor: Actor, transaction_id: int) -> BoxView:

@@ -8,12 +8,9 @@ from rich.table import Table
 
 from zhishe.core.cli_support import AS_USER, console, handle_errors, resolve_actor, transaction
 from zhishe.core.errors import Invalid
+from zhishe.finance.money import yuan_label
 
 __all__ = ["register"]
-
-
-def _yuan(fen: int) -> str:
-    return f"¥{fen // 100}.{fen % 100:02d}"
 
 
 def categories() -> None:
@@ -74,7 +71,7 @@ def listings_command(
         for listing in listings.list_all(session, actor=actor, q=q, category=category, status=status):
             try:
                 minimum = int((listing.price_rules or {}).get("min_units", 1) or 1)
-                price = _yuan(
+                price = yuan_label(
                     pricing.quote(
                         session, listing=listing, resident_user_id=None, quantity=max(1, minimum), options={}
                     ).price_fen

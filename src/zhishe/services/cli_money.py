@@ -9,6 +9,7 @@ import typer
 
 from zhishe.core.cli_support import AS_USER, console, handle_errors, resolve_actor, transaction
 from zhishe.core.errors import Invalid, NotFound
+from zhishe.finance.money import yuan_label
 
 __all__ = ["register"]
 
@@ -40,7 +41,7 @@ def wallet_top_up(
             raise NotFound(f"there is no user {user!r}", detail={"argument": "user"})
         wallet.top_up(session=session, actor=actor, user_id=target.id, amount_fen=amount_fen, via=via)
         balance = wallet.balance(session=session, actor=actor, user_id=target.id)
-        console.print(f"{user}'s wallet now holds ¥{balance // 100}.{balance % 100:02d}")
+        console.print(f"{user}'s wallet now holds {yuan_label(balance)}")
 
 
 def gateway_key(path: Path = typer.Argument(..., help="The gateway's RSA public key, PEM.")) -> None:

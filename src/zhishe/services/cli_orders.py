@@ -9,12 +9,9 @@ import typer
 from rich.table import Table
 
 from zhishe.core.cli_support import AS_USER, console, err_console, handle_errors, resolve_actor, transaction
+from zhishe.finance.money import yuan_label
 
 __all__ = ["register"]
-
-
-def _yuan(fen: int) -> str:
-    return f"¥{fen // 100}.{fen % 100:02d}"
 
 
 def orders(
@@ -44,7 +41,7 @@ def orders(
                 process.fhir_status(txn.state),
                 str(txn.listing_id),
                 str(txn.resident_user_id),
-                _yuan(txn.price_fen),
+                yuan_label(txn.price_fen),
                 f"{txn.timer_transition} {txn.timer_at:%Y-%m-%d %H:%M}" if txn.timer_at else "-",
             )
         console.print(table)

@@ -29,6 +29,7 @@ from zhishe.core.errors import Conflict, Forbidden, Invalid, NotFound, ZhisheErr
 from zhishe.core.i18n import T
 from zhishe.core.notifications.service import notify_org, notify_users
 from zhishe.core.pagination import Page, keyset_page
+from zhishe.finance.money import yuan_label
 from zhishe.services.models import Dispute, Listing, Provider, Transaction
 
 __all__ = [
@@ -83,7 +84,7 @@ def _work_order(
     title = listing.title_zh if listing else ""
     description = f"[订单 {txn.id} · {title}] {reason}"
     if claim_fen:
-        description += f"（索赔 ¥{claim_fen / 100:.2f}）"
+        description += f"（索赔 {yuan_label(claim_fen)}）"
     try:
         with session.begin_nested():
             request = participation.submit(

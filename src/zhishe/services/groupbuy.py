@@ -33,7 +33,7 @@ from zhishe.core.auth import Actor, authorize
 from zhishe.core.errors import Conflict, Invalid, NotFound, ZhisheError
 from zhishe.core.i18n import T
 from zhishe.core.notifications.service import notify_users
-from zhishe.services import engine, payments, pricing
+from zhishe.services import common, engine, payments, pricing
 from zhishe.services.engine import Context
 from zhishe.services.models import GroupBuy, Listing, Transaction
 
@@ -106,15 +106,8 @@ def group_rules(settings: dict[str, Any]) -> GroupRules:
 
 
 def _listing_or_raise(session: Session, listing_id: int) -> Listing:
-    listing = session.get(Listing, listing_id)
-    if listing is None or listing.status in {"draft", "withdrawn"}:
-        raise NotFound(T("there is no listing {id}", id=listing_id), detail={"listing_id": listing_id})
-    if listing.process != PROCESS:
-        raise Conflict(
-            T("listing {id} is not a group buy", id=listing_id),
-            detail={"listing_id": listing_id, "process": listing.process},
-        )
-    return listing
+    refusal = T("listing {id} is not a group buy", id=listing_id)
+    return common.listing_of(session, listing_id, process=PROCESS, refusal=refusal)
 
 
 def open_group_of(session: Session, listing: Listing, now: datetime) -> GroupBuy | None:
@@ -331,31 +324,17 @@ def join(
         raise Invalid(
             T("method must be one of {values}", values=", ".join(JOIN_METHODS)), detail={"field": "method"}
         )
-    if voucher_id is not None and (isinstance(voucher_id, bool) or not isinstance(voucher_id, int)):
-        raise Invalid(T("voucher_id must be an id"), detail={"field": "voucher_id"})
+    common.check_voucher_id(voucher_id)
     count = pricing.parse_quantity(quantity)
     listing = _listing_or_raise(session, listing_id)
     group_rules(listing.settings or {})
-    txn = engine.start(
-        session,
-        listing=listing,
-        actor=actor,
-        params={"quantity": count, "options": pricing.clean_options(options)},
+    params = {"quantity": count, "options": pricing.clean_options(options)}
+    txn, checkout = common.start_and_pay(
+        session, listing=listing, actor=actor, params=params, method=method, voucher_id=voucher_id
     )
-    if method == "gateway":
-        checkout = payments.gateway_checkout(session, txn=txn, actor=actor, voucher_id=voucher_id)
-        return txn, checkout
-    engine.fire(
-        session,
-        transaction_id=txn.id,
-        transition="pay",
-        actor=actor,
-        by="resident",
-        params={"method": method, "voucher_id": voucher_id},
-    )
-    if txn.state == "joined" and txn.timer_transition == "form":
+    if checkout is None and txn.state == "joined" and txn.timer_transition == "form":
         engine.fire(session, transaction_id=txn.id, transition="form", actor=None, by="system")
-    return txn, None
+    return txn, checkout
 
 
 @dataclass(frozen=True, slots=True)

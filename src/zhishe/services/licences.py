@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session, defer
 from zhishe.core import clock
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, Role, authorize
-from zhishe.core.config import get_settings
 from zhishe.core.errors import Invalid, NotFound, TooLarge
 from zhishe.core.i18n import T
 from zhishe.core.notifications.service import notify_org
+from zhishe.finance.periods import local_today
 from zhishe.services.models import Licence, Listing, Provider, ServiceCategory
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "REMIND_DAYS",
     "get_file",
     "list_licences",
-    "local_today",
     "missing_kinds",
     "reinstate_listings",
     "sniff",
@@ -59,11 +58,6 @@ _MAGIC = (
 )
 #: Roles of a provider organisation that hear about its licences.
 _PROVIDER_ROLES = (Role.ADMIN, Role.STEWARD, Role.DISPATCHER, Role.PROVIDER_STAFF)
-
-
-def local_today(now: datetime | None = None) -> date:
-    """Today's date in the platform timezone."""
-    return (now or clock.now()).astimezone(get_settings().tz).date()
 
 
 def sniff(data: bytes) -> str | None:

@@ -25,6 +25,7 @@ from zhishe.core.auth import Actor, authorize, can
 from zhishe.core.config import get_settings
 from zhishe.core.errors import Conflict, Invalid, NotFound
 from zhishe.core.i18n import T
+from zhishe.finance import periods
 from zhishe.services import licences, pricing, providers
 from zhishe.services.models import Listing, ListingPhoto, Provider, ServiceCategory, Slot, StockBatch
 
@@ -150,23 +151,6 @@ def _editable(session: Session, actor: Actor, listing_id: int) -> tuple[Listing,
 # --- validation -----------------------------------------------------------------------------------
 
 
-def _text(data: Mapping[str, Any], field: str, most: int, *, required: bool = False) -> str:
-    value = data.get(field)
-    value = "" if value is None else value
-    if not isinstance(value, str):
-        raise Invalid(T("{field} must be text", field=field), detail={"field": field})
-    value = value.strip()
-    if "\x00" in value:
-        raise Invalid(T("{field} must not contain NUL characters", field=field), detail={"field": field})
-    if required and not value:
-        raise Invalid(T("{field} is required", field=field), detail={"field": field})
-    if len(value) > most:
-        raise Invalid(
-            T("{field} is longer than {most} characters", field=field, most=most), detail={"field": field}
-        )
-    return value
-
-
 def check_cancellation_policy(policy: object) -> dict[str, int]:
     """The cancellation policy normalised, or Invalid naming ``cancellation_policy.<field>``."""
     if policy is None:
@@ -229,7 +213,7 @@ def _apply(
     """Validate the fields given in ``data`` and set them on ``listing`` (nothing else is touched)."""
     for field, most in _TEXT_FIELDS:
         if creating or field in data:
-            setattr(listing, field, _text(data, field, most, required=field == "title_zh"))
+            setattr(listing, field, providers.check_text(data, field, most, required=field == "title_zh"))
     if creating or "category" in data:
         category = _choice(data, "category", provider.categories or [])
         providers.get_category_or_raise(session, category)
@@ -333,7 +317,7 @@ def update(session: Session, *, actor: Actor, listing_id: int, data: Mapping[str
     listing, provider = _editable(session, actor, listing_id)
     _apply(session, listing, provider, data, creating=False)
     if listing.status == "active" and "category" in data:
-        missing = licences.missing_kinds(session, listing, licences.local_today())
+        missing = licences.missing_kinds(session, listing, periods.local_today())
         if missing:
             raise Conflict(
                 T(
@@ -670,10 +654,10 @@ def add_batch(
         quantity = int(quantity.strip())
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= 1_000_000:
         raise Invalid(T("quantity must be a whole number from 1 to 1000000"), detail={"field": "quantity"})
-    label = _text({"label": label}, "label", 100)
+    label = providers.check_text({"label": label}, "label", 100)
     available = _day(available_from, "available_from") if available_from not in (None, "") else None
     best = _day(best_before, "best_before") if best_before not in (None, "") else None
-    if best is not None and best < licences.local_today():
+    if best is not None and best < periods.local_today():
         raise Invalid(T("best_before is in the past"), detail={"field": "best_before"})
     if best is not None and available is not None and best < available:
         raise Invalid(T("best_before must not be before available_from"), detail={"field": "best_before"})

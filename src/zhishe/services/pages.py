@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,6 +22,7 @@ from zhishe.core.deps import IdPath, SessionDep
 from zhishe.core.errors import Invalid, ZhisheError
 from zhishe.core.i18n import T
 from zhishe.core.web.shell import PageActor, check_csrf, redirect, render
+from zhishe.finance import money
 from zhishe.services import disputes, engine, reviews, transactions
 from zhishe.services.models import Dispute, Listing, Provider, Slot, Transaction
 
@@ -48,25 +48,13 @@ def _int(text: str, field: str, *, required: bool = True) -> int | None:
 
 def _fen(text: str, field: str) -> int:
     """An amount typed in yuan ("80" or "79.90") as whole fen."""
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        value = Decimal(-1)
-    if not value.is_finite() or value < 0 or value != value.quantize(Decimal("0.01")) or value > 10**8:
-        raise Invalid(
-            T("{field} must be an amount in yuan such as 80 or 79.90", field=field), detail={"field": field}
-        )
-    return int(value * 100)
+    return money.parse_yuan(text, field=field, allow_zero=True)
 
 
 async def _form(request: Request) -> FormData:
     form = await request.form()
     check_csrf(request, form)
     return form
-
-
-def _yuan(fen: int | None) -> str:
-    return f"¥{(fen or 0) / 100:,.2f}"
 
 
 @dataclass
@@ -154,7 +142,12 @@ def my_orders(request: Request, session: SessionDep, actor: PageActor) -> Respon
     page = transactions.list_orders(session, actor=actor, after=after, limit=30)
     language = current_language.get()
     rows = [_row(session, t, actor, language) for t in page.items]
-    context = {"rows": rows, "next": page.next, "yuan": _yuan, "joined": request.query_params.get("waitlist")}
+    context = {
+        "rows": rows,
+        "next": page.next,
+        "yuan": money.yuan_label,
+        "joined": request.query_params.get("waitlist"),
+    }
     return render(request, "services/order_list.html", context)
 
 
@@ -203,7 +196,7 @@ def _order_context(
         "dispute": open_dispute,
         "may_dispute": side is not None and open_dispute is None and txn.state != process.initial,
         "quote_lines": range(1, QUOTE_LINES + 1),
-        "yuan": _yuan,
+        "yuan": money.yuan_label,
         "error": error,
         "timezone": get_settings().tz,
     }
@@ -244,7 +237,7 @@ async def pay(transaction_id: IdPath, request: Request, session: SessionDep, act
         return _failed(request, session, actor, transaction_id, exc)
     session.commit()
     if isinstance(result, dict):
-        return render(request, "services/order_checkout.html", {"checkout": result, "yuan": _yuan})
+        return render(request, "services/order_checkout.html", {"checkout": result, "yuan": money.yuan_label})
     return redirect(f"/services/orders/{transaction_id}?done=pay")
 
 
@@ -360,7 +353,7 @@ def provider_orders(request: Request, session: SessionDep, actor: PageActor) -> 
         "state": state or "",
         "states": states,
         "quick": _QUICK,
-        "yuan": _yuan,
+        "yuan": money.yuan_label,
         "done": request.query_params.get("done", ""),
     }
     return render(request, "services/order_provider.html", context)
@@ -388,7 +381,7 @@ def _disputes_page(
         "rows": rows,
         "next": page.next,
         "state": state,
-        "yuan": _yuan,
+        "yuan": money.yuan_label,
         "error": error,
         "done": request.query_params.get("done", ""),
     }

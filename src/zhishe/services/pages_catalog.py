@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -18,6 +17,7 @@ from zhishe.core.deps import IdPath, SessionDep
 from zhishe.core.errors import Invalid, ZhisheError
 from zhishe.core.i18n import T
 from zhishe.core.web.shell import PageActor, check_csrf, redirect, render
+from zhishe.finance import money, periods
 from zhishe.services import discovery, licences, listings, pricing, providers
 from zhishe.services.models import Listing, Provider
 
@@ -44,18 +44,8 @@ def _int_or_none(text: str, field: str) -> int | None:
 
 
 def _fen(text: str, field: str) -> int | None:
-    """A yuan amount typed on a form (``12.5``) as exact fen."""
-    if not text:
-        return None
-    try:
-        value = Decimal(text.replace(",", ""))
-    except InvalidOperation:
-        value = Decimal("NaN")
-    if not value.is_finite() or value != value.quantize(Decimal("0.01")) or abs(value) > 10**9:
-        raise Invalid(
-            T("{field} must be an amount in yuan such as 50 or 49.90", field=field), detail={"field": field}
-        )
-    return int(value * 100)
+    """A yuan amount typed on a form (``12.5``) as exact fen; None when left empty."""
+    return money.parse_yuan(text, field=field, allow_zero=True, allow_negative=True) if text else None
 
 
 def _attempt(session: Session, action: Callable[[], R]) -> tuple[R | None, ZhisheError | None]:
@@ -104,6 +94,7 @@ def discover(request: Request, session: SessionDep, actor: PageActor) -> Respons
     except ZhisheError as exc:
         error = exc
     context = {
+        "yuan": money.yuan_label,
         "categories": providers.list_categories(session),
         "values": values,
         "results": results,
@@ -138,6 +129,7 @@ def listing_page(listing_id: IdPath, request: Request, session: SessionDep, acto
     )
     rules = pricing.check_price_rules(listing.price_rules) if quote else {"surcharges": []}
     context = {
+        "yuan": money.yuan_label,
         "listing": listing,
         "provider": provider,
         "photos": listings.list_photos(session, listing.id),
@@ -173,7 +165,7 @@ def _provider_page(
 
     if not can(actor, "services.provide", org_id=actor.org_id):
         raise Forbidden(T("only staff of a service provider or clinic have a shop page"))
-    today = licences.local_today()
+    today = periods.local_today()
     rows = licences.list_licences(session, actor=actor, provider_id=provider.id) if provider else []
     context = {
         "provider": provider,
@@ -340,6 +332,7 @@ def _edit_page(
     if provider is None:
         return redirect("/provider")
     context = {
+        "yuan": money.yuan_label,
         "listing": listing,
         "provider": provider,
         "form": form,

@@ -6,7 +6,6 @@ and the operator. Every form posts to the same service functions as the JSON API
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,37 +17,20 @@ from starlette.datastructures import FormData
 from zhishe.core.auth import Actor
 from zhishe.core.context import current_language
 from zhishe.core.deps import IdPath, SessionDep
-from zhishe.core.errors import Invalid, NotFound, ZhisheError
+from zhishe.core.errors import NotFound, ZhisheError
 from zhishe.core.i18n import T, localize
 from zhishe.core.web.shell import PageActor, check_csrf, redirect, render
+from zhishe.finance import money
 from zhishe.services import boxes, engine, groupbuy, rentals
 from zhishe.services.models import Listing, Transaction
 
-__all__ = ["router", "yuan"]
+__all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-_YUAN = re.compile(r"^\s*(\d{1,9})(?:\.(\d{1,2}))?\s*$")
-
-
-def yuan(fen: int | None) -> str:
-    """An amount in fen shown as yuan: ``¥12.30``."""
-    value = int(fen or 0)
-    sign = "-" if value < 0 else ""
-    return f"{sign}¥{abs(value) // 100}.{abs(value) % 100:02d}"
-
-
-def _fen_of(text: object, field: str) -> int:
-    """A yuan amount typed in a form ("12" or "12.5") as whole fen, without floats."""
-    found = _YUAN.match(text) if isinstance(text, str) else None
-    if found is None:
-        raise Invalid(
-            T("{field} must be an amount in yuan such as 120 or 120.50", field=field), detail={"field": field}
-        )
-    return int(found.group(1)) * 100 + int((found.group(2) or "0").ljust(2, "0"))
 
 
 def _page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
-    return render(request, f"services/{template}", {"yuan": yuan, **context}, status=status)
+    return render(request, f"services/{template}", {"yuan": money.yuan_label, **context}, status=status)
 
 
 def _listing(session: Session, listing_id: int) -> Listing:
@@ -314,12 +296,12 @@ async def rental_step(
         elif step == "return":
             rentals.return_item(session, actor=actor, transaction_id=order_id)
         elif step == "dispute":
-            claim = _fen_of(form.get("claim_yuan"), "claim_yuan")
+            claim = money.parse_yuan(form.get("claim_yuan"), field="claim_yuan", allow_zero=True)
             rentals.dispute(
                 session, actor=actor, transaction_id=order_id, reason=form.get("reason"), claim_fen=claim
             )
         elif step == "settle":
-            keep = _fen_of(form.get("keep_yuan"), "keep_yuan")
+            keep = money.parse_yuan(form.get("keep_yuan"), field="keep_yuan", allow_zero=True)
             rentals.settle(session, actor=actor, transaction_id=order_id, keep_fen=keep)
         elif step == "cancel":
             rentals.cancel(session, actor=actor, transaction_id=order_id)

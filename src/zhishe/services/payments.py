@@ -63,6 +63,7 @@ from zhishe.core.errors import Conflict, Forbidden, Invalid, NotFound
 from zhishe.core.i18n import T
 from zhishe.finance import ledger
 from zhishe.finance.models import Account, Entry, Posting
+from zhishe.finance.money import share
 from zhishe.services.models import Payment, Provider, Transaction, Voucher
 
 __all__ = [
@@ -88,7 +89,6 @@ __all__ = [
     "register",
     "release",
     "settle_deposit",
-    "share",
 ]
 
 COMMISSION = "Income:Commission"
@@ -100,17 +100,6 @@ GATEWAY = "Assets:Gateway"
 def collected_account(provider_id: int) -> str:
     """The clearing account of cash a provider took at the service (zero after each capture)."""
     return f"Assets:Providers:Collected:P{provider_id}"
-
-
-def share(value: int, numerator: int, denominator: int) -> int:
-    """``value × numerator / denominator`` rounded half to even, on integers only."""
-    if denominator <= 0:
-        raise ValueError("denominator must be positive")
-    quotient, remainder = divmod(value * numerator, denominator)
-    twice = 2 * remainder
-    if twice > denominator or (twice == denominator and quotient % 2 == 1):
-        quotient += 1
-    return quotient
 
 
 # --- methods --------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from zhishe.core import clock
 from zhishe.core.config import get_settings
 from zhishe.core.errors import Invalid
 from zhishe.core.i18n import T
+from zhishe.finance.money import bps_of, yuan_label
 from zhishe.services.models import Listing, Provider
 
 __all__ = [
@@ -42,7 +43,6 @@ __all__ = [
     "SURCHARGE_WHEN",
     "UNITS",
     "Quote",
-    "bps_of",
     "check_price_rules",
     "clean_options",
     "parse_quantity",
@@ -135,14 +135,6 @@ class Quote:
             "starts_at": self.starts_at.isoformat() if self.starts_at else None,
             "membership_plan": self.membership_plan,
         }
-
-
-def bps_of(amount_fen: int, bps: int) -> int:
-    """``amount_fen × bps / 10,000``, rounded half to even, on integers only."""
-    quotient, remainder = divmod(amount_fen * bps, 10_000)
-    if remainder * 2 > 10_000 or (remainder * 2 == 10_000 and quotient % 2 == 1):
-        quotient += 1
-    return quotient
 
 
 def parse_quantity(value: object, *, field: str = "quantity") -> int:
@@ -292,10 +284,6 @@ def _extras(options: Mapping[str, Any], choosable: set[str]) -> list[str]:
     return picked
 
 
-def _yuan(fen: int) -> str:
-    return f"¥{fen // 100}.{fen % 100:02d}"
-
-
 def _base(
     listing: Listing, rules: Mapping[str, Any], quantity: int, options: Mapping[str, Any]
 ) -> tuple[Line, int]:
@@ -314,8 +302,8 @@ def _base(
         return (
             (
                 "base",
-                f"会员预售 {quantity} × 每{zh} {_yuan(each)}",
-                f"Membership box {quantity} × one {en} at {_yuan(each)}",
+                f"会员预售 {quantity} × 每{zh} {yuan_label(each)}",
+                f"Membership box {quantity} × one {en} at {yuan_label(each)}",
                 amount,
             ),
             quantity,
@@ -325,7 +313,12 @@ def _base(
     each = int(rules["unit_fen"])
     zh, en_one, en_many = _UNIT_NAMES[unit]
     en_unit = en_one if billed == 1 else en_many
-    line = ("base", f"{billed} {zh} × {_yuan(each)}", f"{billed} {en_unit} × {_yuan(each)}", each * billed)
+    line = (
+        "base",
+        f"{billed} {zh} × {yuan_label(each)}",
+        f"{billed} {en_unit} × {yuan_label(each)}",
+        each * billed,
+    )
     return line, billed
 
 

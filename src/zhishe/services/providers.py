@@ -24,6 +24,7 @@ from zhishe.core.auth import Actor, OrgKind, authorize
 from zhishe.core.errors import Conflict, Invalid, NotFound
 from zhishe.core.i18n import T
 from zhishe.core.notifications.service import notify_org
+from zhishe.finance import periods
 from zhishe.services import licences
 from zhishe.services.models import Listing, Provider, ServiceCategory
 
@@ -32,6 +33,7 @@ __all__ = [
     "MAX_RADIUS_M",
     "MIN_RADIUS_M",
     "check_can_sell",
+    "check_text",
     "commission_bps",
     "create",
     "create_category",
@@ -61,10 +63,11 @@ _PROVIDER_KINDS = {OrgKind.SERVICE_PROVIDER, OrgKind.CLINIC}
 # --- small validators -----------------------------------------------------------------------------
 
 
-def _text(data: Mapping[str, Any], field: str, most: int, *, required: bool = False) -> str:
-    value = data.get(field, "")
-    if value is None:
-        value = ""
+def check_text(data: Mapping[str, Any], field: str, most: int, *, required: bool = False) -> str:
+    """``data[field]`` as stripped text of at most ``most`` characters (missing or None is empty);
+    Invalid naming the field for anything else, NUL characters, or an empty required value."""
+    value = data.get(field)
+    value = "" if value is None else value
     if not isinstance(value, str):
         raise Invalid(T("{field} must be text", field=field), detail={"field": field})
     value = value.strip()
@@ -147,9 +150,9 @@ def _licence_kinds(value: object) -> list[str]:
 
 def _apply_category(category: ServiceCategory, data: Mapping[str, Any], *, creating: bool) -> None:
     if creating or "name_zh" in data:
-        category.name_zh = _text(data, "name_zh", 200, required=True)
+        category.name_zh = check_text(data, "name_zh", 200, required=True)
     if "name_en" in data:
-        category.name_en = _text(data, "name_en", 200)
+        category.name_en = check_text(data, "name_en", 200)
     if creating or "commission_bps" in data:
         category.commission_bps = _int(data.get("commission_bps", 1000), "commission_bps", 0, 10_000)
     if "licence_kinds" in data:
@@ -163,7 +166,7 @@ def _apply_category(category: ServiceCategory, data: Mapping[str, Any], *, creat
 def create_category(session: Session, *, actor: Actor, data: Mapping[str, Any]) -> ServiceCategory:
     """Create a category (the operator)."""
     authorize(actor, "services.operate", what="category")
-    code = _text(data, "code", 64, required=True)
+    code = check_text(data, "code", 64, required=True)
     if not _CODE.match(code):
         raise Invalid(
             T("code must be 2 to 64 lower-case letters, digits and _, starting with a letter"),
@@ -266,12 +269,12 @@ def _categories(session: Session, value: object) -> list[str]:
 
 def _apply_profile(session: Session, provider: Provider, data: Mapping[str, Any], *, creating: bool) -> None:
     if creating or "name_zh" in data:
-        provider.name_zh = _text(data, "name_zh", 200, required=True)
+        provider.name_zh = check_text(data, "name_zh", 200, required=True)
     for field, most in (("name_en", 200), ("description_zh", 4000), ("description_en", 4000)):
         if field in data:
-            setattr(provider, field, _text(data, field, most))
+            setattr(provider, field, check_text(data, field, most))
     if "phone" in data:
-        phone = _text(data, "phone", 40)
+        phone = check_text(data, "phone", 40)
         if not _PHONE.match(phone):
             raise Invalid(T("phone may hold only digits, spaces and + - ( )"), detail={"field": "phone"})
         provider.phone = phone
@@ -489,7 +492,7 @@ def check_can_sell(session: Session, listing: Listing, *, at: Any = None) -> Non
             T("this provider is suspended and cannot take bookings"),
             detail={"listing_id": listing.id, "provider_id": provider.id},
         )
-    missing = licences.missing_kinds(session, listing, licences.local_today(at))
+    missing = licences.missing_kinds(session, listing, periods.local_today(at))
     if missing:
         raise Conflict(
             T(

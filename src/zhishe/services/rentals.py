@@ -24,9 +24,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zhishe.core.auth import Actor, authorize
-from zhishe.core.errors import Conflict, Invalid, NotFound
+from zhishe.core.errors import Invalid
 from zhishe.core.i18n import T
-from zhishe.services import disputes, engine, payments, pricing, transactions
+from zhishe.services import common, disputes, engine, payments, pricing, transactions
 from zhishe.services.engine import Context
 from zhishe.services.models import Dispute, Listing, Transaction
 
@@ -118,15 +118,8 @@ def _rental_settle(ctx: Context) -> None:
 
 
 def _rental_listing(session: Session, listing_id: int) -> Listing:
-    listing = session.get(Listing, listing_id)
-    if listing is None or listing.status in {"draft", "withdrawn"}:
-        raise NotFound(T("there is no listing {id}", id=listing_id), detail={"listing_id": listing_id})
-    if listing.process != PROCESS:
-        raise Conflict(
-            T("listing {id} is not a neighbour rental", id=listing_id),
-            detail={"listing_id": listing_id, "process": listing.process},
-        )
-    return listing
+    refusal = T("listing {id} is not a neighbour rental", id=listing_id)
+    return common.listing_of(session, listing_id, process=PROCESS, refusal=refusal)
 
 
 def rent(
@@ -149,36 +142,20 @@ def rent(
             ),
             detail={"field": "method"},
         )
-    if voucher_id is not None and (isinstance(voucher_id, bool) or not isinstance(voucher_id, int)):
-        raise Invalid(T("voucher_id must be an id"), detail={"field": "voucher_id"})
+    common.check_voucher_id(voucher_id)
     count = pricing.parse_quantity(quantity)
     listing = _rental_listing(session, listing_id)
     deposit_of(listing.settings or {})
-    txn = engine.start(
-        session,
-        listing=listing,
-        actor=actor,
-        params={"quantity": count, "options": pricing.clean_options(options)},
-    )
-    engine.fire(
-        session,
-        transaction_id=txn.id,
-        transition="pay",
-        actor=actor,
-        by="resident",
-        params={"method": method, "voucher_id": voucher_id},
+    params = {"quantity": count, "options": pricing.clean_options(options)}
+    txn, _ = common.start_and_pay(
+        session, listing=listing, actor=actor, params=params, method=method, voucher_id=voucher_id
     )
     return txn
 
 
 def _rental(session: Session, actor: Actor, transaction_id: int) -> Transaction:
-    txn = transactions.get_order(session, actor=actor, transaction_id=transaction_id)
-    if txn.process != PROCESS:
-        raise Conflict(
-            T("order {id} is not a neighbour rental", id=transaction_id),
-            detail={"transaction": transaction_id},
-        )
-    return txn
+    refusal = T("order {id} is not a neighbour rental", id=transaction_id)
+    return common.order_of(session, actor, transaction_id, process=PROCESS, refusal=refusal)
 
 
 def get_rental(session: Session, *, actor: Actor, transaction_id: int) -> Transaction:

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from zhishe.core.config import get_settings
+from zhishe.finance.periods import month_bounds, month_of, months_between
 from zhishe.services.models import Listing, Transaction
 
 __all__ = ["WITHIN_M", "MonthStats", "by_category", "is_cancelled", "is_no_show", "monthly"]
@@ -78,18 +77,8 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _bounds(first: str, last: str) -> tuple[datetime, datetime]:
-    tz = get_settings().tz
-    year, month = int(last[:4]), int(last[5:7]) + 1
-    if month == 13:
-        year, month = year + 1, 1
-    start = datetime.combine(date(int(first[:4]), int(first[5:7]), 1), time(0), tzinfo=tz)
-    end = datetime.combine(date(year, month, 1), time(0), tzinfo=tz)
-    return start.astimezone(UTC), end.astimezone(UTC)
-
-
 def _rows(session: Session, first: str, last: str) -> list[Any]:
-    start, end = _bounds(first, last)
+    start, end = month_bounds(first, last)
     return list(
         session.execute(
             select(
@@ -113,15 +102,9 @@ def _rows(session: Session, first: str, last: str) -> list[Any]:
 def monthly(session: Session, first: str, last: str) -> dict[str, MonthStats]:
     """The figures of every month from ``first`` to ``last`` (``YYYY-MM``), months without
     transactions included with zeros."""
-    tz = get_settings().tz
-    out: dict[str, MonthStats] = {}
-    year, month = int(first[:4]), int(first[5:7])
-    while f"{year:04d}-{month:02d}" <= last and len(out) < 240:
-        key = f"{year:04d}-{month:02d}"
-        out[key] = MonthStats(month=key)
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    out = {key: MonthStats(month=key) for key in months_between(first, last, most=240)}
     for row in _rows(session, first, last):
-        stats = out.get(row.created_at.astimezone(tz).strftime("%Y-%m"))
+        stats = out.get(month_of(row.created_at))
         if stats is None:
             continue
         stats.bookings += 1

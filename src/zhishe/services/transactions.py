@@ -23,10 +23,12 @@ from zhishe.core.accounts.models import User
 from zhishe.core.accounts.service import actor_for_user
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, authorize, can
+from zhishe.core.config import get_settings
 from zhishe.core.errors import Conflict, Forbidden, Invalid, NotFound, ZhisheError
 from zhishe.core.i18n import T
 from zhishe.core.notifications.service import notify_org, notify_users
 from zhishe.core.pagination import Page, keyset_page
+from zhishe.finance.money import bps_of
 from zhishe.services import engine
 from zhishe.services.engine import Context
 from zhishe.services.models import (
@@ -153,14 +155,14 @@ def _quote_lines(raw: Any) -> list[dict[str, Any]]:
 @engine.action("set_quote")
 def _set_quote(ctx: Context) -> None:
     """The provider's quote (the only price that comes from a person, and never from the resident)."""
-    from zhishe.services import pricing, providers
+    from zhishe.services import providers
 
     lines = _quote_lines(ctx.params.get("lines"))
     total = sum(line["amount_fen"] for line in lines)
     bps = providers.commission_bps(ctx.session, ctx.provider, ctx.listing.category_code)
     txn = ctx.txn
     txn.price_fen = total
-    txn.commission_fen = pricing.bps_of(total, bps)
+    txn.commission_fen = bps_of(total, bps)
     txn.quote = {
         "lines": lines,
         "price_fen": total,
@@ -218,6 +220,7 @@ def _take_slot(ctx: Context) -> None:
         )
     if slot.starts_at <= ctx.now:
         raise Conflict(T("this slot has already started"), detail={"field": "slot_id"})
+    _check_booking_window(ctx, slot)
     taken = _rows(
         ctx.session,
         update(Slot)
@@ -230,6 +233,50 @@ def _take_slot(ctx: Context) -> None:
             T("this slot is fully booked; you may join its waitlist"), detail=_waitlist_offer(slot.id)
         )
     ctx.session.expire(slot, ["booked"])
+
+
+#: How far ahead anyone may book a slot, unless the listing's ``settings.booking_window_days`` says
+#: otherwise; members of the annual membership may book their plan's ``priority_hours`` further.
+BOOKING_WINDOW_DAYS = 14
+
+
+def booking_window(listing: Listing) -> timedelta:
+    """How far ahead of its start a slot of ``listing`` opens to everyone."""
+    days = listing.settings.get("booking_window_days") if isinstance(listing.settings, dict) else None
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 366:
+        days = BOOKING_WINDOW_DAYS
+    return timedelta(days=days)
+
+
+def _check_booking_window(ctx: Context, slot: Slot) -> None:
+    """Refuse a slot that has not opened yet for this resident: it opens to everyone
+    ``booking_window`` before its start, and to members ``priority_hours`` earlier (priority booking)."""
+    window = booking_window(ctx.listing)
+    opens = slot.starts_at - window
+    if ctx.now >= opens:
+        return
+    if (
+        _member_plan_hours(ctx.session, ctx.txn.resident_user_id, ctx.now) * 3600
+        >= (opens - ctx.now).total_seconds()
+    ):
+        return
+    raise Conflict(
+        T(
+            "this slot opens for booking at {moment}; members of the annual membership may book it earlier",
+            moment=opens.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M"),
+        ),
+        detail={"field": "slot_id", "opens_at": opens.isoformat()},
+    )
+
+
+def _member_plan_hours(session: Session, user_id: int, now: datetime) -> int:
+    """The priority hours of the resident's active membership (0 without one, or without memberships)."""
+    try:
+        from zhishe.finance import memberships
+    except ImportError:  # pragma: no cover - finance is part of the platform
+        return 0
+    plan = memberships.active_plan(session, user_id, now)
+    return plan.priority_hours if plan is not None else 0
 
 
 @engine.action("free_slot")
@@ -362,8 +409,6 @@ def policy_fee(
     """The fee the listing's cancellation policy charges for cancelling ``txn`` at ``now`` (or for a
     no-show): nothing until ``free_until_hours`` before the slot starts, then ``late_fee_bps`` of the
     price; ``no_show_fee_bps`` of it on a no-show. Only money actually held can be kept."""
-    from zhishe.services.pricing import bps_of
-
     if not txn.payment_method or txn.payment_method == "pay_at_service":
         return 0
     policy = listing.cancellation_policy or {}

@@ -31,6 +31,7 @@ from zhishe.core.config import get_settings
 from zhishe.core.errors import Conflict, Forbidden, Invalid, NotFound
 from zhishe.core.i18n import T
 from zhishe.finance import ledger
+from zhishe.finance.periods import local_day, month_bounds, month_of
 from zhishe.services.models import Listing, ResidentProfile, Transaction, Voucher, VoucherProgramme
 
 __all__ = [
@@ -59,26 +60,20 @@ _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
 _RULES = {"min_age", "tags_any", "area_codes"}
 
 
-def _local_date(moment: datetime) -> date:
-    return moment.astimezone(get_settings().tz).date()
-
-
 def _local_midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=get_settings().tz)
 
 
 def period_key(programme: VoucherProgramme, at: datetime) -> str:
     """The period a voucher issued at ``at`` belongs to: ``2026-11`` (monthly) or ``once``."""
-    return _local_date(at).strftime("%Y-%m") if programme.period == "monthly" else "once"
+    return month_of(at) if programme.period == "monthly" else "once"
 
 
 def _expiry(programme: VoucherProgramme, at: datetime) -> datetime:
     """End of the month (monthly) or of the programme, whichever comes first, as an instant."""
     end = _local_midnight(programme.valid_until + timedelta(days=1))
     if programme.period == "monthly":
-        day = _local_date(at)
-        first_next = date(day.year + day.month // 12, day.month % 12 + 1, 1)
-        end = min(end, _local_midnight(first_next))
+        end = min(end, month_bounds(month_of(at))[1])
     return end
 
 
@@ -347,7 +342,7 @@ def eligible(session: Session, programme: VoucherProgramme, user_id: int, at: da
     if profile is None:
         return False
     age_ok = "min_age" not in rules or (
-        profile.birth_year is not None and _local_date(at).year - profile.birth_year >= rules["min_age"]
+        profile.birth_year is not None and local_day(at).year - profile.birth_year >= rules["min_age"]
     )
     tags_ok = not rules.get("tags_any") or bool(set(rules["tags_any"]) & set(profile.tags or []))
     area_ok = not rules.get("area_codes") or bool(
@@ -357,7 +352,7 @@ def eligible(session: Session, programme: VoucherProgramme, user_id: int, at: da
 
 
 def _running(programme: VoucherProgramme, at: datetime) -> bool:
-    day = _local_date(at)
+    day = local_day(at)
     return programme.active and programme.valid_from <= day <= programme.valid_until
 
 
