@@ -25,7 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from zhishe.core import clock
@@ -80,31 +80,26 @@ def compute(session: Session, month: str, *, provider_id: int | None = None) -> 
     start, end = month_bounds(parse_month(month))
     original = aliased(Entry)
     kind = func.coalesce(original.kind, Entry.kind)
-    is_payable = (
-        (Account.owner_type == "provider")
-        & (Account.owner_id == Entry.provider_id)
-        & Account.name.like(f"{_PAYABLE_PREFIX}%")
-    )
-    is_fund = or_(Account.name.like("Liabilities:Subsidy:%"), Account.name.like("Expenses:Promotions:%"))
-    klass = case(
-        (is_payable, "payable"),
-        (Account.name == "Income:Commission", "commission"),
-        (is_fund, "fund"),
-        else_="other",
-    )
+    # sums by provider, entry kind and account; the few accounts are classed afterwards, so that no
+    # pattern is matched per posting
     query = (
-        select(Entry.provider_id, kind, klass, func.sum(Posting.amount_fen))
+        select(Entry.provider_id, kind, Posting.account_id, func.sum(Posting.amount_fen))
         .join(Posting, Posting.entry_id == Entry.id)
-        .join(Account, Account.id == Posting.account_id)
         .outerjoin(original, original.id == Entry.reverses_id)
         .where(Entry.posted_at >= start, Entry.posted_at < end, Entry.provider_id.is_not(None))
-        .group_by(Entry.provider_id, kind, klass)
+        .group_by(Entry.provider_id, kind, Posting.account_id)
     )
     if provider_id is not None:
         query = query.where(Entry.provider_id == provider_id)
+    rows = session.execute(query).all()
+    accounts = {
+        a.id: a for a in session.scalars(select(Account).where(Account.id.in_({row[2] for row in rows})))
+    }
     sums: dict[int, dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
-    for pid, entry_kind, account_class, total in session.execute(query):
-        sums[int(pid)][(str(entry_kind), str(account_class))] += int(total or 0)
+    for pid, entry_kind, account_id, total in rows:
+        if pid is None:
+            continue
+        sums[pid][(str(entry_kind), _class_of(accounts[account_id], pid))] += int(total or 0)
     statements: dict[int, Statement] = {}
     for pid, got in sums.items():
         s = Statement(provider_id=pid, month=month)
@@ -126,6 +121,21 @@ def compute(session: Session, month: str, *, provider_id: int | None = None) -> 
         if pid is not None and pid in statements:
             statements[pid].entries = int(count)
     return [statements[pid] for pid in sorted(statements)]
+
+
+def _class_of(account: Account, provider_id: int) -> str:
+    """How a settlement counts a posting to ``account`` in an entry of ``provider_id``."""
+    if (
+        account.owner_type == "provider"
+        and account.owner_id == provider_id
+        and account.name.startswith(_PAYABLE_PREFIX)
+    ):
+        return "payable"
+    if account.name == "Income:Commission":
+        return "commission"
+    if account.name.startswith(("Liabilities:Subsidy:", "Expenses:Promotions:")):
+        return "fund"
+    return "other"
 
 
 def _movements(session: Session, start: datetime, end: datetime, provider_id: int | None) -> dict[int, int]:

@@ -18,7 +18,7 @@ from zhishe.core.errors import Invalid, ZhisheError
 from zhishe.core.i18n import T
 from zhishe.core.web.shell import PageActor, check_csrf, redirect, render
 from zhishe.finance import money, periods
-from zhishe.services import discovery, licences, listings, pricing, providers
+from zhishe.services import discovery, engine, licences, listings, pricing, providers
 from zhishe.services.models import Listing, Provider
 
 __all__ = ["router"]
@@ -178,6 +178,7 @@ def _provider_page(
         if provider
         else [],
         "prefix": licences.LICENCE_PREFIX,
+        "processes": engine.load_processes(),
     }
     return render(request, "services/provider_home.html", context, status=error.status_code if error else 200)
 
