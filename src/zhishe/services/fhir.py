@@ -1,5 +1,6 @@
 """Bookings as FHIR R4 ``Appointment`` resources: the status from the process's state map, the
-start and end from the slot (or the repair visit), the resident and the listing as participants."""
+start and end from the slot (or the repair visit; for goods, the moment of the order), the resident
+and the listing as participants."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ __all__ = ["appointment"]
 
 #: How long a repair visit is assumed to take when only its start is known.
 VISIT_LENGTH = timedelta(hours=1)
+#: The statuses R4 lets an Appointment have without a start and an end (invariant app-3).
+_UNTIMED = frozenset({"proposed", "cancelled", "waitlist"})
 _PARTICIPANT_STATUS = {"proposed": "needs-action", "pending": "needs-action", "cancelled": "declined"}
 
 
@@ -73,7 +76,13 @@ def appointment(txn: Transaction, *, session: Session | None = None) -> dict[str
     if status == "cancelled":
         resource["cancelationReason"] = {"text": process.state_label(txn.state, "en")}
     when = _when(session, txn)
+    if when is None and status not in _UNTIMED:
+        # goods from stock have no appointment time: R4 (app-3) still wants one, so the order's
+        # own moment stands for it
+        when = (txn.created_at, txn.created_at)
     if when is not None:
         resource["start"], resource["end"] = when[0].isoformat(), when[1].isoformat()
-        resource["minutesDuration"] = max(1, int((when[1] - when[0]).total_seconds() // 60))
+        minutes = int((when[1] - when[0]).total_seconds() // 60)
+        if minutes > 0:
+            resource["minutesDuration"] = minutes
     return resource
