@@ -50,6 +50,7 @@ _CATEGORIES: tuple[tuple[str, str, str, int, list[str]], ...] = (
     ("elderly_visit", "上门助老", "Elderly home visits", 800, ["medical"]),
     ("fresh_food", "生鲜直供", "Fresh food from farms", 1000, ["food"]),
     ("group_buy", "社区团购", "Group buying", 800, ["food"]),
+    ("clinic", "门诊预约", "Clinic appointments", 0, ["medical"]),
 )
 
 
@@ -166,12 +167,20 @@ def seed_services(sessions: sessionmaker[Session], seed: int) -> None:
                 (0.002, 0.009),
                 ["fresh_food", "group_buy"],
             ),
+            "clinic": _provider(
+                session,
+                "clinic-east.admin",
+                ("阳光社区卫生服务中心", "Sunshine Community Health Service Centre"),
+                (0.004, 0.026),
+                ["clinic"],
+            ),
         }
         year = start + timedelta(days=365 + 180)
         for key, user, kind in (
             ("home", "provider-home.admin", "housekeeping"),
             ("care", "provider-care.admin", "medical"),
             ("fresh", "provider-fresh.admin", "food"),
+            ("clinic", "clinic-east.admin", "medical"),
         ):
             licences.upload(
                 session,
@@ -300,7 +309,23 @@ def seed_services(sessions: sessionmaker[Session], seed: int) -> None:
                 },
             },
         )
+        clinic = _listing(
+            session,
+            "clinic-east.admin",
+            {
+                "title_zh": "全科门诊预约（挂号）",
+                "title_en": "General practice appointment",
+                "description_zh": "社区卫生服务中心全科门诊，按时段预约，到院缴纳挂号费。",
+                "description_en": "The health centre's general practice by time slot; the fee is paid at the desk.",
+                "category": "clinic",
+                "process": "instant_booking",
+                "availability": "slots",
+                "price_rules": {"unit": "visit", "unit_fen": 1000, "min_units": 1, "surcharges": []},
+                "cancellation_policy": {"free_until_hours": 2, "late_fee_bps": 0, "no_show_fee_bps": 0},
+            },
+        )
         for listing_id, username, hours in (
+            (clinic, "clinic-east.admin", (8, 9)),
             (cleaning, "provider-home.admin", (9, 11)),
             (cleaning, "provider-home.admin", (14, 16)),
             (visit, "provider-care.admin", (10, 11)),
@@ -426,7 +451,7 @@ def seed_services(sessions: sessionmaker[Session], seed: int) -> None:
                         label=label,
                         amount_fen=amount + rng.randint(-5_000, 5_000),
                     )
-            _day_of_bookings(session, rng, day, resident_ids, (cleaning, visit), tz)
+            _day_of_bookings(session, rng, day, resident_ids, (cleaning, visit, clinic), tz)
         with clock.frozen(datetime.combine(day, time(21), tzinfo=tz)), sessions() as session:
             engine.run_timers(session)
             session.commit()
