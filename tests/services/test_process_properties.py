@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.orders_kit import balanced, fund
+from services.specialkit import neighbour
 from services.sworld import MONDAY, ServicesWorld
 from zhishe.core import clock
 from zhishe.core.errors import ZhisheError
-from zhishe.services import engine, reviews, transactions
+from zhishe.services import boxes, engine, groupbuy, rentals, reviews, transactions
 from zhishe.services.models import Slot, Transaction
 
 ADVANCES = (
@@ -31,7 +32,7 @@ METHODS = ("wallet", "wallet", "pay_at_service", "bitcoin")
 #: A step: what kind (acting and paying more often than time passing), by whom, and a number that
 #: picks the transition, the rating or the method.
 step = st.tuples(
-    st.sampled_from(("act", "act", "act", "act", "pay", "pay", "advance", "review", "review")),
+    st.sampled_from(("act", "act", "act", "act", "pay", "pay", "advance", "review", "review", "join")),
     st.sampled_from(("res1", "res1", "provider", "provider", "res2", "op-admin")),
     st.integers(min_value=0, max_value=40),
 )
@@ -49,23 +50,67 @@ def _params(name: str, now: datetime) -> dict[str, Any]:
 class _Run:
     """One transaction driven step by step."""
 
-    def __init__(self, sw: ServicesWorld, process: str) -> None:
+    def __init__(self, sw: ServicesWorld, process: str, world: Any) -> None:
         self.sw = sw
         self.now = MONDAY
         clock.set_clock(lambda: self.now)
+        self.slot_id: int | None = None
+        self.listing_id = 0
+        fund(sw, "res1", 200_000)
+        fund(sw, "res2", 200_000)
+        session, res1 = sw.session, sw.actor("res1")
+        box = {"unit": "box", "unit_fen": 3_900, "min_units": 1, "surcharges": []}
         if process == "quote_repair":
             self.provider = "fix-admin"
             listing = sw.listing(sw.providers["fix"], "repair", process, availability="none")
-            self.slot_id = None
+            self.txn = transactions.book(session, actor=res1, listing_id=listing.id, quantity=2)
+        elif process == "group_buy":
+            self.provider = "farm-admin"
+            listing = sw.listing(
+                sw.providers["farm"],
+                "group_buy",
+                process,
+                price_rules=box,
+                settings={"group_min": 2, "group_hours": 24},
+                availability="stock",
+            )
+            sw.batch(listing, 50)
+            self.txn, _ = groupbuy.join(session, actor=res1, listing_id=listing.id, method="wallet")
+        elif process == "membership_box":
+            self.provider = "farm-admin"
+            listing = sw.listing(
+                sw.providers["farm"],
+                "fresh_food",
+                process,
+                price_rules=box,
+                settings={"plans": {"month": {"periods": 4, "every_days": 7}}},
+                availability="none",
+            )
+            self.txn, _ = boxes.subscribe(
+                session, actor=res1, listing_id=listing.id, plan="month", method="wallet"
+            )
+        elif process == "neighbour_rental":
+            self.provider = "wang"
+            listing = sw.listing(
+                sw.providers.get("wang") or neighbour(sw, world),
+                "rental",
+                process,
+                price_rules={"unit": "day", "unit_fen": 2_000, "min_units": 1, "surcharges": []},
+                settings={"deposit_fen": 50_000},
+                availability="none",
+                cancellation_policy={},
+            )
+            self.txn = rentals.rent(session, actor=res1, listing_id=listing.id, quantity=2, method="wallet")
         else:
             self.provider = "clean-staff"
             listing = sw.listing(sw.providers["clean"], "housekeeping", process)
             self.slot_id = sw.slot(listing, MONDAY + timedelta(hours=30)).id
-        fund(sw, "res1", 20_000)
-        self.txn = transactions.book(
-            sw.session, actor=sw.actor("res1"), listing_id=listing.id, slot_id=self.slot_id, quantity=2
-        )
+            self.txn = transactions.book(
+                session, actor=res1, listing_id=listing.id, slot_id=self.slot_id, quantity=2
+            )
         sw.session.commit()
+        self.listing_id = listing.id
+        self.group = process == "group_buy"
         self.process = engine.get_process(process)
         self.names = sorted({t.name for t in self.process.transitions})
 
@@ -80,7 +125,12 @@ class _Run:
                 engine.run_timers(session, self.now)
                 return
             actor = self.sw.actor(self.who(args[0]))
-            if kind == "act":
+            if kind == "join":
+                if self.group:  # a neighbour joins the same group (forming it at the minimum)
+                    groupbuy.join(
+                        session, actor=self.sw.actor("res2"), listing_id=self.listing_id, method="wallet"
+                    )
+            elif kind == "act":
                 # mostly what the party may do now, sometimes anything at all
                 offered = sorted(
                     (o.transition.name for o in engine.available(self.txn, actor, session=session)),
@@ -123,13 +173,16 @@ class _Run:
         assert balanced(self.sw)
 
 
-@pytest.mark.parametrize("process", ["instant_booking", "request_to_book", "quote_repair"])
+@pytest.mark.parametrize(
+    "process",
+    ["instant_booking", "request_to_book", "quote_repair", "group_buy", "membership_box", "neighbour_rental"],
+)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(step, min_size=1, max_size=12))
 def test_random_steps_keep_the_process_and_the_ledger_sound(
-    sw: ServicesWorld, process: str, steps: list[tuple[Any, ...]]
+    sw: ServicesWorld, world: Any, process: str, steps: list[tuple[Any, ...]]
 ) -> None:
-    run = _Run(sw, process)
+    run = _Run(sw, process, world)
     for kind, *args in steps:
         run.do(kind, *args)
         run.check()
