@@ -371,7 +371,7 @@ def seed_services(sessions: sessionmaker[Session], seed: int) -> None:
         session.flush()
         for resident in residents:
             wallet.top_up(
-                session=session, actor=operator, user_id=resident.id, amount_fen=100_000, via="bank"
+                session=session, actor=operator, user_id=resident.id, amount_fen=500_000, via="bank"
             )
         programme = vouchers.create_programme(
             session=session,
