@@ -33,29 +33,17 @@ import platform
 import random
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
+
+from bench_env import throwaway_var
 
 NOW = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
 B1 = (39.9042, 116.4074)
 NEAR_1KM = (39.9132, 116.4074)
-
-
-def _fresh_postgres(url: str, *, drop_only: bool = False) -> None:
-    from sqlalchemy import create_engine, text
-
-    base, _, name = url.rpartition("/")
-    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        if not drop_only:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
 
 
 def _seed(maker: Any, residents: int) -> tuple[int, list[int]]:
@@ -291,22 +279,8 @@ def main() -> None:
         f"machine: {platform.node()} ({platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores), "
         f"Python {sys.version.split()[0]}; database: {backend}"
     )
-    with tempfile.TemporaryDirectory(prefix="zhishe-booking-bench-") as tmp:
-        env = {
-            "ZHISHE_DATA_DIR": str(Path(tmp) / "var"),
-            "ZHISHE_LOG_LEVEL": "WARNING",
-            "ZHISHE_SECRET_KEY": "bench-secret",
-            "ZHISHE_BACKGROUND_WORKERS": "false",
-        }
-        if args.database_url:
-            _fresh_postgres(args.database_url)
-            env["ZHISHE_DATABASE_URL"] = args.database_url
-        os.environ.update(env)
-        try:
-            _run(args)
-        finally:
-            if args.database_url:
-                _fresh_postgres(args.database_url, drop_only=True)
+    with throwaway_var("zhishe-booking-bench-", args.database_url):
+        _run(args)
 
 
 if __name__ == "__main__":

@@ -30,26 +30,14 @@ import platform
 import random
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
+
+from bench_env import throwaway_var
 
 MONTH = "2026-11"
 START = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)  # 2026-11-01 00:00 in Shanghai
-
-
-def _fresh_postgres(url: str, *, drop_only: bool = False) -> None:
-    from sqlalchemy import create_engine, text
-
-    base, _, name = url.rpartition("/")
-    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        if not drop_only:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
 
 
 def _posting_rate(maker: Any, posts: int) -> tuple[float, float]:
@@ -265,22 +253,8 @@ def main() -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; database: {backend}"
     )
-    with tempfile.TemporaryDirectory(prefix="zhishe-ledger-bench-") as tmp:
-        env = {
-            "ZHISHE_DATA_DIR": str(Path(tmp) / "var"),
-            "ZHISHE_LOG_LEVEL": "WARNING",
-            "ZHISHE_SECRET_KEY": "bench-secret",
-            "ZHISHE_BACKGROUND_WORKERS": "false",
-        }
-        if args.database_url:
-            _fresh_postgres(args.database_url)
-            env["ZHISHE_DATABASE_URL"] = args.database_url
-        os.environ.update(env)
-        try:
-            _run(args, backend)
-        finally:
-            if args.database_url:
-                _fresh_postgres(args.database_url, drop_only=True)
+    with throwaway_var("zhishe-ledger-bench-", args.database_url):
+        _run(args, backend)
 
 
 if __name__ == "__main__":

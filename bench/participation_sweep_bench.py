@@ -32,13 +32,13 @@ import platform
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from bench_env import throwaway_var
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: The sweep instant: Wednesday 18 November 2026, 15:00 in Shanghai (a working day).
@@ -52,30 +52,6 @@ CATEGORIES = [  # code, SLA amount, unit, share of the orders
 STATES = [("new", 0.05), ("assigned", 0.25), ("accepted", 0.15), ("in_progress", 0.45), ("reopened", 0.05)]
 WAITING_SHARE = 0.05
 CHUNK = 20_000
-
-
-def _fresh_postgres(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    base, _, name = url.rpartition("/")
-    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-
-
-def _drop_postgres(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    from zhishe.core.db import reset_engine
-
-    reset_engine()
-    base, _, name = url.rpartition("/")
-    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _world(session: Any, departments: int) -> tuple[dict[str, int], list[tuple[int, list[int]]]]:
@@ -228,22 +204,8 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
         f"{platform.platform()}; database: {backend}"
     )
-    with tempfile.TemporaryDirectory(prefix="zhishe-sweep-bench-") as tmp:
-        env = {
-            "ZHISHE_DATA_DIR": str(Path(tmp) / "var"),
-            "ZHISHE_LOG_LEVEL": "WARNING",
-            "ZHISHE_SECRET_KEY": "bench-secret",
-            "ZHISHE_BACKGROUND_WORKERS": "false",
-        }
-        if args.database_url:
-            _fresh_postgres(args.database_url)
-            env["ZHISHE_DATABASE_URL"] = args.database_url
-        os.environ.update(env)
-        try:
-            _run(args, gaps, backend)
-        finally:
-            if args.database_url:
-                _drop_postgres(args.database_url)
+    with throwaway_var("zhishe-sweep-bench-", args.database_url):
+        _run(args, gaps, backend)
 
 
 def _run(args: argparse.Namespace, gaps: list[int], backend: str) -> None:
