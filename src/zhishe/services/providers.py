@@ -454,7 +454,7 @@ def set_commissions(
     return provider
 
 
-# --- rules other parts call -----------------------------------------------------------------------
+# --- rules other modules call ----------------------------------------------------------------------
 
 
 def distance_m(provider: Provider, lat: float, lon: float) -> int:
