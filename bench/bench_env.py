@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["fresh_postgres", "throwaway_var"]
+__all__ = ["fresh_postgres", "init_platform", "throwaway_var"]
 
 
 def fresh_postgres(url: str, *, drop_only: bool = False) -> None:
@@ -49,3 +49,26 @@ def throwaway_var(prefix: str, database_url: str = "") -> Iterator[Path]:
         finally:
             if database_url:
                 fresh_postgres(database_url, drop_only=True)
+
+
+def init_platform(env: dict[str, str]) -> None:
+    """``zhishe init`` in a process of its own with ``env``, then this process pointed at the same
+    settings, with fresh engines and every cross-domain hook installed."""
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-m", "zhishe.cli", "init"],
+        env={**os.environ, **env},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    os.environ.update(env)
+    import zhishe.tables  # noqa: F401 - every table, for the foreign keys
+    from zhishe import hooks
+    from zhishe.core.config import reset_settings
+    from zhishe.core.db import reset_engine
+
+    reset_settings()
+    reset_engine()
+    hooks.install()

@@ -52,6 +52,7 @@ import httpx
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+from bench_env import fresh_postgres, init_platform
 
 
 @dataclass(frozen=True)
@@ -87,47 +88,16 @@ def _wait_for(port: int, timeout: float = 60.0) -> None:
     raise RuntimeError(f"nothing listens on port {port} after {timeout:.0f} s")
 
 
-def _fresh_postgres(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    base, _, name = url.rpartition("/")
-    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-
-
-def _drop_postgres(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    from zhishe.core.db import reset_engine
-
-    reset_engine()
-    base, _, name = url.rpartition("/")
-    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def setup(work: Path, env: dict[str, str], households: int, seed: int) -> tuple[list[Any], str]:
     """`zhishe init`, the provisioned households and an administrator's read token."""
-    subprocess.run([sys.executable, "-m", "zhishe.cli", "init"], env={**os.environ, **env}, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
-    os.environ.update(env)
-    import zhishe.tables  # noqa: F401 - every table, for the foreign keys
-    from zhishe import hooks
+    init_platform(env)
     from zhishe.core.accounts import service as accounts
     from zhishe.core.accounts.schemas import OrgCreate, TokenCreate, UserCreate
     from zhishe.core.auth import system_actor
-    from zhishe.core.config import get_settings, reset_settings
+    from zhishe.core.config import get_settings
     from zhishe.core.db import get_sessionmaker, reset_engine
     from zhishe.iot.simulate import provision
 
-    reset_settings()
-    reset_engine()
-    hooks.install()
     actor = system_actor("bench")
     with get_sessionmaker(get_settings().database_url).begin() as session:
         operator = accounts.create_org(
@@ -386,7 +356,7 @@ def main() -> None:
             "ZHISHE_BACKGROUND_WORKERS": "false" if args.no_background else "true",
         }
         if args.database_url:
-            _fresh_postgres(args.database_url)
+            fresh_postgres(args.database_url)
             env["ZHISHE_DATABASE_URL"] = args.database_url
         roster, read_token = setup(work, env, args.households, args.seed)
         from zhishe.core.config import get_settings
@@ -453,7 +423,7 @@ def main() -> None:
                 if errors:
                     print(f"  the server logged {len(errors)} errors; the first: {errors[0][:600]}")
         if args.database_url:
-            _drop_postgres(args.database_url)
+            fresh_postgres(args.database_url, drop_only=True)
     report(results, bases, ceiling, args.batch)
     print(
         f"server floor (wrong token: body read, parsed, refused): {refused['readings'] / refused['seconds']:,.0f} readings/s"

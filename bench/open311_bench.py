@@ -46,6 +46,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
+from bench_env import init_platform
 
 CENTRE = (39.9042, 116.4074)
 GOALS = {"POST": 300.0, "GET": 1500.0}
@@ -86,27 +87,16 @@ def _recreate_postgres(url: str, drop_only: bool = False) -> None:
 
 def setup(env: dict[str, str]) -> str:
     """``zhishe init`` and the seed; returns the raw api_key."""
-    subprocess.run(
-        [sys.executable, "-m", "zhishe.cli", "init"],
-        env={**os.environ, **env},
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    os.environ.update(env)
-    import zhishe.tables  # noqa: F401 - every table, for the foreign keys
-    from zhishe import hooks
+    init_platform(env)
     from zhishe.core import clock
     from zhishe.core.accounts import service as accounts
     from zhishe.core.accounts.schemas import OrgCreate
     from zhishe.core.auth import system_actor
-    from zhishe.core.config import get_settings, reset_settings
+    from zhishe.core.config import get_settings
     from zhishe.core.db import get_sessionmaker, reset_engine
     from zhishe.participation import apikeys
     from zhishe.participation.models import Category, CategoryAttribute, RoutingRule, Team
 
-    reset_settings()
-    reset_engine()
-    hooks.install()
     actor = system_actor("bench")
     with get_sessionmaker(get_settings().database_url).begin() as session:
         city = accounts.create_org(
