@@ -56,10 +56,11 @@ class ParticipationWorld:
         return actor_for_user(self.users[username])
 
 
-def _area(
+def area(
     session: Session, code: str, level: str, parent: Area | None, name: str, lat: float, lon: float
 ) -> Area:
-    area = Area(
+    """An area of the address list, flushed (shared by the test worlds)."""
+    row = Area(
         code=code,
         level=level,
         parent_id=parent.id if parent else None,
@@ -68,9 +69,9 @@ def _area(
         lat=lat,
         lon=lon,
     )
-    session.add(area)
+    session.add(row)
     session.flush()
-    return area
+    return row
 
 
 def _category(session: Session, code: str, name_zh: str, name_en: str, **extra: Any) -> Category:
@@ -113,12 +114,12 @@ def build(world: Any) -> ParticipationWorld:
     ):
         w.users[name] = world.user(name, w.orgs[org], role=role)
 
-    district = _area(session, "D1", "district", None, "朝阳区", 39.92, 116.44)
-    community = _area(session, "C1", "community", district, "幸福社区", 39.9042, 116.409)
+    district = area(session, "D1", "district", None, "朝阳区", 39.92, 116.44)
+    community = area(session, "C1", "community", district, "幸福社区", 39.9042, 116.409)
     w.areas["C1"] = community
-    w.areas["B1"] = _area(session, "C1-B1", "building", community, "1号楼", *B1)
-    w.areas["B2"] = _area(session, "C1-B2", "building", community, "2号楼", *B2)
-    w.areas["B1-U1"] = _area(session, "C1-B1-U1", "unit", w.areas["B1"], "1号楼1单元", *B1)
+    w.areas["B1"] = area(session, "C1-B1", "building", community, "1号楼", *B1)
+    w.areas["B2"] = area(session, "C1-B2", "building", community, "2号楼", *B2)
+    w.areas["B1-U1"] = area(session, "C1-B1-U1", "unit", w.areas["B1"], "1号楼1单元", *B1)
 
     lights = _category(
         session,

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from participation.pworld import area
 from zhishe.core import clock
 from zhishe.core.accounts.service import actor_for_user
 from zhishe.core.areas.models import Area
@@ -182,23 +183,6 @@ class ServicesWorld:
         return batch
 
 
-def _area(
-    session: Session, code: str, level: str, parent: Area | None, name: str, lat: float, lon: float
-) -> Area:
-    area = Area(
-        code=code,
-        level=level,
-        parent_id=parent.id if parent else None,
-        name_zh=name,
-        name_en=code,
-        lat=lat,
-        lon=lon,
-    )
-    session.add(area)
-    session.flush()
-    return area
-
-
 def build(world: Any) -> ServicesWorld:
     """Create the world on an empty database, with the clock frozen at ``MONDAY``."""
     clock.set_clock(lambda: MONDAY)
@@ -236,11 +220,11 @@ def build(world: Any) -> ServicesWorld:
     ):
         w.users[name] = world.user(name, w.orgs[org], role=role)
 
-    district = _area(session, "D1", "district", None, "朝阳区", 39.92, 116.44)
-    community = _area(session, "C1", "community", district, "幸福社区", 39.9042, 116.409)
+    district = area(session, "D1", "district", None, "朝阳区", 39.92, 116.44)
+    community = area(session, "C1", "community", district, "幸福社区", 39.9042, 116.409)
     w.areas["C1"] = community
-    w.areas["B1"] = _area(session, "C1-B1", "building", community, "1号楼", *B1)
-    w.areas["FAR"] = _area(session, "C9-B1", "building", district, "远郊9号楼", *FAR_5KM)
+    w.areas["B1"] = area(session, "C1-B1", "building", community, "1号楼", *B1)
+    w.areas["FAR"] = area(session, "C9-B1", "building", district, "远郊9号楼", *FAR_5KM)
     for name in ("res1", "res2", "res3", "res4", "res5"):
         session.add(
             ResidentProfile(user_id=w.users[name].id, area_id=w.areas["B1"].id, lat=B1[0], lon=B1[1], tags=[])
