@@ -19,6 +19,7 @@ from zhishe.catalog import flows
 from zhishe.catalog.models import Dataset
 from zhishe.catalog.types import ColumnType
 from zhishe.core import clock
+from zhishe.core.accounts import service as accounts
 from zhishe.core.accounts.models import Organisation
 from zhishe.core.audit.models import AuditEvent
 from zhishe.core.auth import Actor, OrgKind, authorize
@@ -223,9 +224,7 @@ def publish(*, session: Session, actor: Actor) -> dict[str, int | None]:
     """Write each figure as a new version of its dataset (created, owned by the data bureau, on
     first use). Returns the version written per dataset (None when the figure has no rows)."""
     authorize(actor, "exchange.bureau")
-    bureau = session.scalar(
-        select(Organisation).where(Organisation.kind == OrgKind.DATA_BUREAU).order_by(Organisation.id)
-    )
+    bureau = accounts.first_org_of_kind(session=session, kind=OrgKind.DATA_BUREAU)
     if bureau is None:
         raise NotFound("there is no data bureau organisation to own the figures")
     return flows.publish_figures(

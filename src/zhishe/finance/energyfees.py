@@ -26,7 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from zhishe.core import clock
-from zhishe.core.accounts.models import Organisation, User
+from zhishe.core.accounts import service as accounts
+from zhishe.core.accounts.models import User
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, OrgKind, authorize
 from zhishe.core.config import get_settings
@@ -73,15 +74,10 @@ def _service_rate() -> int:
 
 
 def _operator_org(session: Session) -> int:
-    org_id = session.scalar(
-        select(Organisation.id)
-        .where(Organisation.kind == OrgKind.OPERATOR)
-        .order_by(Organisation.id)
-        .limit(1)
-    )
-    if org_id is None:
+    operator = accounts.first_org_of_kind(session=session, kind=OrgKind.OPERATOR)
+    if operator is None:
         raise Invalid(T("there is no operator organisation whose tariff prices charging"))
-    return int(org_id)
+    return operator.id
 
 
 def price_ev(

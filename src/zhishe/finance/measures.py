@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from zhishe.catalog import flows
 from zhishe.catalog.schemas import ColumnIn, DatasetCreate
 from zhishe.core import clock
+from zhishe.core.accounts import service as accounts
 from zhishe.core.accounts.models import Organisation
 from zhishe.core.auth import Actor, OrgKind, authorize
 from zhishe.core.errors import Invalid
@@ -95,9 +96,7 @@ def marketplace_rows(session: Session) -> list[dict[str, Any]]:
 
 
 def _operator(session: Session) -> Organisation:
-    org = session.scalar(
-        select(Organisation).where(Organisation.kind == OrgKind.OPERATOR).order_by(Organisation.id)
-    )
+    org = accounts.first_org_of_kind(session=session, kind=OrgKind.OPERATOR)
     if org is None:
         raise Invalid(T("there is no operator organisation to own the figures"))
     return org

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from zhishe.catalog.models import Dataset
 from zhishe.core import clock
+from zhishe.core.accounts import service as accounts
 from zhishe.core.accounts.models import Organisation
 from zhishe.core.audit.service import record
 from zhishe.core.auth import Actor, OrgKind, Role, authorize, can
@@ -78,9 +79,7 @@ def owners(session: Session) -> list[Organisation]:
 
 
 def _bureau(session: Session) -> Organisation:
-    found = session.scalar(
-        select(Organisation).where(Organisation.kind == OrgKind.DATA_BUREAU).order_by(Organisation.id)
-    )
+    found = accounts.first_org_of_kind(session=session, kind=OrgKind.DATA_BUREAU)
     if found is None:
         raise NotFound("there is no data bureau to receive data requests")
     return found

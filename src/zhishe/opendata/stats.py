@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from zhishe.catalog import flows
 from zhishe.catalog.types import ColumnType
-from zhishe.core.accounts.models import Organisation
+from zhishe.core.accounts import service as accounts
 from zhishe.core.auth import Actor, OrgKind, authorize
 from zhishe.core.config import get_settings
 from zhishe.core.errors import NotFound
@@ -115,9 +115,7 @@ def publish(*, session: Session, actor: Actor) -> dict[str, int | None]:
     """Write the figures as versions of datasets owned by the data bureau (its staff only), and
     release them on the portal when the actor may publish the bureau's open data."""
     authorize(actor, "exchange.bureau")
-    bureau = session.scalar(
-        select(Organisation).where(Organisation.kind == OrgKind.DATA_BUREAU).order_by(Organisation.id)
-    )
+    bureau = accounts.first_org_of_kind(session=session, kind=OrgKind.DATA_BUREAU)
     if bureau is None:
         raise NotFound("there is no data bureau organisation to own the figures")
     authorize(actor, "dataset.write", org_id=bureau.id, what="the open-data statistics")

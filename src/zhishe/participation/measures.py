@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from zhishe.catalog import flows
 from zhishe.catalog.schemas import ColumnIn, DatasetCreate
+from zhishe.core.accounts import service as accounts
 from zhishe.core.accounts.models import Organisation
 from zhishe.core.areas.models import Area
 from zhishe.core.auth import Actor, OrgKind, authorize
@@ -276,9 +277,7 @@ def _table(spec: MeasureSet, rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def _bureau(session: Session) -> Organisation:
-    bureau = session.scalar(
-        select(Organisation).where(Organisation.kind == OrgKind.DATA_BUREAU).order_by(Organisation.id)
-    )
+    bureau = accounts.first_org_of_kind(session=session, kind=OrgKind.DATA_BUREAU)
     if bureau is None:
         raise Invalid(T("there is no data bureau organisation to own the measures"))
     return bureau

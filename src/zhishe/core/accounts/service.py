@@ -29,6 +29,7 @@ __all__ = [
     "create_org",
     "create_token",
     "create_user",
+    "first_org_of_kind",
     "get_org_or_raise",
     "get_user_or_raise",
     "list_orgs",
@@ -86,6 +87,13 @@ def read_org(*, session: Session, actor: Actor, org_id: int) -> Organisation:
 def get_org_by_code(*, session: Session, code: str) -> Organisation | None:
     """The organisation with this code, if any."""
     return session.scalar(select(Organisation).where(Organisation.code == code))
+
+
+def first_org_of_kind(*, session: Session, kind: str) -> Organisation | None:
+    """The oldest organisation of ``kind`` (the data bureau, the operator...), or None."""
+    return session.scalar(
+        select(Organisation).where(Organisation.kind == kind).order_by(Organisation.id).limit(1)
+    )
 
 
 def list_orgs(
