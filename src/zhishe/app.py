@@ -32,6 +32,7 @@ from zhishe.core.notifications import api as notifications_api
 from zhishe.core.notifications import pages as notifications_pages
 from zhishe.core.observability import REGISTRY, configure_logging
 from zhishe.core.web import pages as web_pages
+from zhishe.core.web import routing
 from zhishe.core.web.errors import install_error_handlers
 from zhishe.core.web.middleware import RequestContextMiddleware
 from zhishe.core.web.shell import register_templates, render
@@ -53,6 +54,7 @@ from zhishe.opendata import api as opendata_api
 from zhishe.opendata import pages as opendata_pages
 from zhishe.opendata.lane import QuickLane
 from zhishe.participation import api as participation_api
+from zhishe.participation import apikeys as participation_apikeys
 from zhishe.participation import incidents_web as participation_incidents
 from zhishe.participation import open311 as participation_open311
 from zhishe.participation import pages as participation_pages
@@ -140,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         opendata_api.query_router,  # first: the busiest public route, matched before all others
         participation_open311.router,  # next: Open311 clients, the other busy public API
+        participation_apikeys.router,
         accounts_api.router,
         audit_api.router,
         catalog_api.router,
@@ -183,8 +186,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finance_revenue_pages.router,
         notifications_pages.router,
     ):
-        app.include_router(router)
+        routing.flatten(app, router)
     _add_platform_routes(app)
+    routing.install(app)
     return app
 
 

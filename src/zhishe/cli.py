@@ -2,39 +2,57 @@
 
 from __future__ import annotations
 
-import typer
+import importlib
+from typing import Any
 
-from zhishe.catalog.cli import dataset_app
-from zhishe.core.accounts.cli import org_app, token_app, user_app
-from zhishe.core.audit.cli import audit_app
+import typer
+from typer.core import TyperGroup
+
 from zhishe.core.cli_support import console, handle_errors, keep_loaded
-from zhishe.energy.cli import energy_app
-from zhishe.exchange.cli import exchange_app
-from zhishe.finance.cli import finance_app
-from zhishe.iot.cli import iot_app
-from zhishe.opendata.cli import areas_app, opendata_app
-from zhishe.participation.cli import participation_app
-from zhishe.services.cli import services_app
+
+#: Each domain's command group: its name, and the module and Typer app that define it. A group is
+#: imported only when a command of it runs (or help lists it): ``zhishe dataset import`` starts a
+#: process each time, and loading every domain's models and services first would cost it a second.
+GROUPS: dict[str, tuple[str, str]] = {
+    "org": ("zhishe.core.accounts.cli", "org_app"),
+    "user": ("zhishe.core.accounts.cli", "user_app"),
+    "token": ("zhishe.core.accounts.cli", "token_app"),
+    "dataset": ("zhishe.catalog.cli", "dataset_app"),
+    "audit": ("zhishe.core.audit.cli", "audit_app"),
+    "exchange": ("zhishe.exchange.cli", "exchange_app"),
+    "opendata": ("zhishe.opendata.cli", "opendata_app"),
+    "areas": ("zhishe.opendata.cli", "areas_app"),
+    "iot": ("zhishe.iot.cli", "iot_app"),
+    "energy": ("zhishe.energy.cli", "energy_app"),
+    "participation": ("zhishe.participation.cli", "participation_app"),
+    "services": ("zhishe.services.cli", "services_app"),
+    "finance": ("zhishe.finance.cli", "finance_app"),
+}
+
+
+class _Commands(TyperGroup):
+    """The top-level command: its own commands, and the domain groups imported on first use."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *GROUPS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in GROUPS:
+            return super().get_command(ctx, cmd_name)
+        module, attribute = GROUPS[cmd_name]
+        sub: Any = getattr(importlib.import_module(module), attribute)
+        command = typer.main.get_group(sub)
+        command.name = cmd_name
+        return command
+
 
 app = typer.Typer(
     name="zhishe",
     help="Zhishe (智社): the open smart-community platform. Settings come from ZHISHE_* variables and .env.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
-app.add_typer(org_app, name="org")
-app.add_typer(user_app, name="user")
-app.add_typer(token_app, name="token")
-app.add_typer(dataset_app, name="dataset")
-app.add_typer(audit_app, name="audit")
-app.add_typer(exchange_app, name="exchange")
-app.add_typer(opendata_app, name="opendata")
-app.add_typer(areas_app, name="areas")
-app.add_typer(iot_app, name="iot")
-app.add_typer(energy_app, name="energy")
-app.add_typer(participation_app, name="participation")
-app.add_typer(services_app, name="services")
-app.add_typer(finance_app, name="finance")
 
 
 @app.command()

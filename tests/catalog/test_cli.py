@@ -147,3 +147,58 @@ def test_error_messages_keep_their_brackets(db, tmp_path):
     result = runner.invoke(app, ["dataset", "create", str(metadata)])
     assert result.exit_code == 1
     assert "[a-z0-9]" in result.output
+
+
+_EVERY_FORMAT = r"""
+import json, sys
+from pathlib import Path
+from zhishe.cli import app
+
+work = Path(sys.argv[1])
+def zs(*args):
+    app(list(args), standalone_mode=False)
+
+zs("init")
+zs("org", "create", "bureau", "--name-zh", "数据局", "--kind", "data_bureau")
+meta = work / "meta.json"
+meta.write_text(json.dumps({"slug": "air", "title_zh": "空气", "sharing_class": "unconditional",
+    "owner_org_id": 1, "columns": [{"name": "station", "type": "string"}, {"name": "pm25", "type": "decimal"},
+    {"name": "day", "type": "date"}]}))
+zs("dataset", "create", str(meta))
+for name in ("a.csv", "b.xlsx", "c.json", "d.ndjson", "e.parquet"):
+    zs("dataset", "import", str(work / name), "--dataset", "air")
+print(json.dumps({"pandas": "pandas" in sys.modules}))
+"""
+
+
+def test_every_format_imports_in_a_command_process_without_pandas(tmp_path):
+    """`zhishe dataset import` keeps pandas out of its process (pyarrow would load it for nothing);
+    every format still imports, so no path of the command needs it."""
+    import datetime
+    import os
+
+    import openpyxl
+    import pyarrow as pa
+
+    (tmp_path / "a.csv").write_text(
+        "station,pm25,day\n东城,35.5,2026-01-01\n西城,,2026-01-02\n", encoding="utf-8"
+    )
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["station", "pm25", "day"])
+    sheet.append(["朝阳", 12.0, "2026-01-03"])
+    book.save(tmp_path / "b.xlsx")
+    (tmp_path / "c.json").write_text(json.dumps([{"station": "海淀", "pm25": 8.25, "day": "2026-01-04"}]))
+    (tmp_path / "d.ndjson").write_text(json.dumps({"station": "丰台", "pm25": 9, "day": "2026-01-05"}) + "\n")
+    day = pa.array([datetime.date(2026, 1, 6)], pa.date32())
+    pq.write_table(pa.table({"station": ["通州"], "pm25": [1.5], "day": day}), tmp_path / "e.parquet")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ZHISHE_")},
+        "ZHISHE_DATA_DIR": str(tmp_path / "var"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", _EVERY_FORMAT, str(tmp_path)], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "version 4: 1 rows written" in out.stdout
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"pandas": False}

@@ -348,3 +348,70 @@ def test_service_request_updates_in_both_formats(client: Any, pw: ParticipationW
     assert "90 天" in _error(client.get("/open311/v2/servicerequestupdates.json", params=wide), 400)
     english = client.get("/open311/v2/servicerequestupdates.json?lang=en").json()
     assert english[0]["description"] == "report received"
+
+
+def test_reads_answered_by_the_route_index_match_the_framework_s_answers(
+    client: Any, pw: ParticipationWorld
+) -> None:
+    """Open311 reads are called by the route index itself (``routing.direct``): every answer, good or
+    bad, is the one the framework's own handling gives, byte for byte but for the request id."""
+    from zhishe.core.web.routing import RouteIndex
+
+    filed = _file(pw, MONDAY)
+    _file(pw, MONDAY - timedelta(hours=1), code="garbage")
+    index = client.app.router.middleware_stack
+    assert isinstance(index, RouteIndex)
+    paths = [
+        "/open311/v2/services.json",
+        "/open311/v2/services.xml?lang=en",
+        "/open311/v2/services/streetlight.json",
+        "/open311/v2/services/nosuch.json",
+        f"/open311/v2/requests/{filed.id}.json",
+        f"/open311/v2/requests/{filed.id}.xml",
+        "/open311/v2/requests/99999.json",
+        "/open311/v2/requests/1.csv",
+        "/open311/v2/requests/x%00.json",
+        "/open311/v2/requests.json?page_size=1&page=2",
+        "/open311/v2/requests.json?status=open,closed&service_code=garbage",
+        "/open311/v2/requests.json?start_date=yesterday",
+        "/open311/v2/requests.json?description=%00",
+        f"/open311/v2/tokens/{filed.token}.json",
+        "/open311/v2/tokens/nope.json",
+        "/open311/v2/servicerequestupdates.json",
+    ]
+
+    def answers() -> list[tuple[int, list[tuple[str, str]], bytes]]:
+        out = []
+        client.cookies.clear()  # ?lang=en sets the language cookie
+        for path in paths:
+            answer = client.get(path)
+            headers = sorted((k, v) for k, v in answer.headers.items() if k not in ("x-request-id", "date"))
+            out.append((answer.status_code, headers, answer.content))
+        return out
+
+    direct = answers()
+    assert len(index._direct) == 6  # services, one service, requests, one request, tokens, updates
+    index.direct_enabled = False
+    try:
+        framework = answers()
+    finally:
+        index.direct_enabled = True
+    for path, mine, theirs in zip(paths, direct, framework, strict=True):
+        assert mine == theirs, path
+    assert {status for status, _, _ in direct} >= {200, 400, 404}
+
+
+def test_a_direct_endpoint_must_take_the_request_then_strings() -> None:
+    from zhishe.core.web import routing
+
+    async def wrong(request: Any, number: int) -> Any:
+        return None
+
+    with pytest.raises(TypeError, match="must be a str"):
+        routing.direct(wrong)
+
+    def blocking(request: Any) -> Any:
+        return None
+
+    with pytest.raises(TypeError, match="is async"):
+        routing.direct(blocking)  # type: ignore[arg-type]

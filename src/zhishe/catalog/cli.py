@@ -21,6 +21,7 @@ from zhishe.core.cli_support import (
     maker,
     resolve_actor,
     transaction,
+    without_pandas,
 )
 from zhishe.core.errors import Invalid
 
@@ -111,6 +112,11 @@ def import_(
     as_user: str = AS_USER,
 ) -> None:
     """Validate a file and commit it as a new version of a dataset."""
+    with without_pandas():  # pyarrow would import it for nothing: see without_pandas
+        _import(path, dataset, mode, skip_bad_rows, note, as_user)
+
+
+def _import(path: Path, dataset: str, mode: str, skip_bad_rows: bool, note: str, as_user: str) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from zhishe.catalog import flows

@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import gc
 import getpass
+import importlib.abc
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,6 +35,7 @@ __all__ = [
     "org_id_of",
     "resolve_actor",
     "transaction",
+    "without_pandas",
 ]
 
 console = Console()
@@ -53,6 +56,40 @@ def keep_loaded() -> None:
     as usual. Not for long-running processes, whose garbage must stay collectable.
     """
     gc.freeze()
+
+
+class _NoPandas(importlib.abc.MetaPathFinder):
+    """Refuses ``import pandas`` (see ``without_pandas``)."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ModuleNotFoundError(
+                "pandas is kept out of this command (it needs none; see cli_support.without_pandas)",
+                name=fullname,
+            )
+        return None
+
+
+@contextmanager
+def without_pandas() -> Iterator[None]:
+    """Keep pandas out of a command that needs none of it.
+
+    pyarrow checks for pandas objects the first time it is given Python values (``pa.scalar``,
+    ``pa.array`` of a list), and the check imports pandas when it is installed: some 0.45 s of
+    imports, and 0.6 to 1.2 s of ``zhishe dataset import``'s wall time on a two-core machine
+    (the benchmark in ``docs/benchmarks.md``). While this is active ``import pandas`` fails with a
+    message naming the reason, so a path that does need pandas shows at once rather than slowly.
+    Nothing changes when pandas is already loaded (a test run, or a long-running process).
+    """
+    if "pandas" in sys.modules:
+        yield
+        return
+    finder = _NoPandas()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
 
 
 def maker() -> sessionmaker[Session]:

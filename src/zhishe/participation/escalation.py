@@ -166,7 +166,9 @@ def _escalates(state: str, paused_at: datetime | None, expected_at: datetime | N
     )
 
 
-def schedule(session: Session, request: Request, now: datetime | None = None) -> None:
+def schedule(
+    session: Session, request: Request, now: datetime | None = None, *, calendar: WorkCalendar | None = None
+) -> None:
     """Set ``request.next_escalation_at`` to when its next rung falls due (None if it won't escalate).
 
     The rung times depend only on the order (its SLA, ``requested_at``, ``expected_at`` and
@@ -178,7 +180,7 @@ def schedule(session: Session, request: Request, now: datetime | None = None) ->
         return
     assert request.expected_at is not None
     category = session.get(Category, request.category_id)
-    ladder = _Ladder(WorkCalendar.load(session), [category] if category is not None else [])
+    ladder = _Ladder(calendar or WorkCalendar.load(session), [category] if category is not None else [])
     request.next_escalation_at = ladder.times(request.category_id, request.requested_at, request.expected_at)[
         level
     ]

@@ -75,6 +75,7 @@ from zhishe.core.context import current_language
 from zhishe.core.db import MAX_ID, get_engine, get_sessionmaker
 from zhishe.core.errors import Invalid, NotFound, ZhisheError
 from zhishe.core.i18n import T, language_from, localize
+from zhishe.core.web import routing
 from zhishe.participation import apikeys, service
 from zhishe.participation.models import ApiKey, Category, CategoryAttribute, Photo, RequestUpdate
 from zhishe.participation.models import Request as ServiceRequest
@@ -823,12 +824,14 @@ def _doc(*names: str) -> dict[str, Any]:
 
 
 @router.get(f"{PREFIX}/services.{{fmt}}", tags=["open311"], openapi_extra=_doc())
+@routing.direct
 async def services(request: Request, fmt: str) -> Response:
     """GeoReport v2 service list: the categories residents can report."""
     return await _serve(request, fmt, _services)
 
 
 @router.get(f"{PREFIX}/services/{{service_code}}.{{fmt}}", tags=["open311"], openapi_extra=_doc())
+@routing.direct
 async def service_definition(request: Request, service_code: str, fmt: str) -> Response:
     """GeoReport v2 service definition: the attributes of one service."""
     return await _serve(request, fmt, lambda s, f, _l: _definition(s, f, service_code))
@@ -841,6 +844,7 @@ async def service_definition(request: Request, service_code: str, fmt: str) -> R
         "service_request_id", "service_code", "start_date", "end_date", "status", "page", "page_size"
     ),
 )
+@routing.direct
 async def requests_list(request: Request, fmt: str) -> Response:
     """GeoReport v2 service requests: public requests, newest first."""
     return await _serve_rows(request, fmt, lambda c, f, lang: _request_list(c, f, lang, request))
@@ -887,6 +891,7 @@ async def requests_create(request: Request, fmt: str) -> Response:
 
 
 @router.get(f"{PREFIX}/requests/{{service_request_id}}.{{fmt}}", tags=["open311"], openapi_extra=_doc())
+@routing.direct
 async def request_one(request: Request, service_request_id: str, fmt: str) -> Response:
     """GeoReport v2 one service request (a list of one)."""
     return await _serve_rows(
@@ -895,6 +900,7 @@ async def request_one(request: Request, service_request_id: str, fmt: str) -> Re
 
 
 @router.get(f"{PREFIX}/tokens/{{token}}.{{fmt}}", tags=["open311"], openapi_extra=_doc())
+@routing.direct
 async def request_of_token(request: Request, token: str, fmt: str) -> Response:
     """GeoReport v2 service request id from a token."""
     return await _serve_rows(request, fmt, lambda c, f, _l: _token(c, f, token))
@@ -905,6 +911,7 @@ async def request_of_token(request: Request, token: str, fmt: str) -> Response:
     tags=["open311"],
     openapi_extra=_doc("start_date", "end_date", "page", "page_size"),
 )
+@routing.direct
 async def request_updates(request: Request, fmt: str) -> Response:
     """FixMyStreet extension: public updates of public requests, oldest first."""
     return await _serve_rows(request, fmt, lambda c, f, lang: _updates(c, f, lang, request))
@@ -972,8 +979,3 @@ async def elsewhere(request: Request, rest: str) -> Response:
     return _error_answer(
         fmt, Problem(404, T("no Open311 endpoint {path}", path=repr(request.url.path[:100])))
     )
-
-
-# --- api_keys: their JSON routes share this router ----------------------------------------------
-
-router.include_router(apikeys.router)

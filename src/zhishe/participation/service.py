@@ -415,10 +415,12 @@ def submit(
 
     now = clock.now()
     rule = route(session, category, area.id if area else None)
+    routed = rule is not None and bool(rule.team_id or rule.assignee_user_id)
+    calendar = sla.WorkCalendar.load(session)  # once: the deadline and the escalation rungs use it
     resident = actor is not None and actor.role == Role.RESIDENT
     row = Request(
         category_id=category.id,
-        state="new",
+        state="assigned" if routed else "new",
         description=description,
         answers=clean,
         lat=lat_,
@@ -439,10 +441,12 @@ def submit(
         assignee_user_id=rule.assignee_user_id if rule else None,
         requested_at=now,
         updated_at=now,
-        expected_at=sla.deadline(session, now, category.sla_amount, category.sla_unit),
+        expected_at=calendar.deadline(now, category.sla_amount, category.sla_unit),
         service_notice=_notice(category),
         media_url=media_url,
     )
+    # The row is inserted as it ends up (state, deadline, next escalation), not updated after.
+    escalation.schedule(session, row, now, calendar=calendar)
     session.add(row)
     session.flush()
     for index, photo in enumerate(cleaned):
@@ -454,11 +458,11 @@ def submit(
         T("report received"),
         actor=actor,
         detail={"channel": channel},
+        at=now,
+        state="new",
     )
-    if rule is not None and (rule.team_id or rule.assignee_user_id):
-        row.state = "assigned"
-        _update(session, row, "state", T("routed to the responsible team"), actor=None, public=True)
-    escalation.schedule(session, row, now)
+    if routed:
+        _update(session, row, "state", T("routed to the responsible team"), actor=None, public=True, at=now)
     record(
         session=session,
         actor=actor,
@@ -1109,13 +1113,17 @@ def _update(
     public: bool = True,
     detail: dict[str, Any] | None = None,
     staff: bool = True,
+    at: datetime | None = None,
+    state: str | None = None,
 ) -> RequestUpdate:
-    now = clock.now()
+    """Add an entry to the request's timeline (``state``: the state it records, if not the request's
+    current one) and tell its followers."""
+    now = at or clock.now()
     update = RequestUpdate(
         request_id=request.id,
         at=now,
         kind=kind,
-        state=request.state,
+        state=state or request.state,
         public=public and request.parent_id is None,
         text=text,
         actor_user_id=actor.user_id if actor else None,
