@@ -91,6 +91,15 @@ def test_any_path_segment_is_answered_without_a_500(
         assert answer.status_code in (200, 404)
 
 
+@pytest.mark.parametrize("segment", ["/\n", "a/\nb", "\n/", "/\r\n/"])
+def test_a_path_with_line_breaks_gets_an_open311_answer(client: Any, segment: str) -> None:
+    """A line break after a slash once slipped past the catch-all (whose ``.*`` stops at it)."""
+    for path in (f"requests/{quote(segment, safe='')}.json", f"x{quote(segment, safe='')}"):
+        answer = client.get(f"/open311/v2/{path}")
+        assert answer.status_code == 404
+        _shape(answer)
+
+
 @_FUZZ
 @given(params=_PARAMS, fmt=st.sampled_from(["json", "xml"]))
 def test_any_form_is_answered_without_a_500(

@@ -64,6 +64,7 @@ from sqlalchemy import Integer, bindparam, func, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -955,8 +956,26 @@ _KNOWN = [
 ]
 
 
+class _Anything(Convertor[str]):
+    """Any rest of a path, line breaks included (the ``path`` convertor's ``.*`` stops at one, and a
+    path such as ``/open311/v2/requests/%2F%0A.json`` then fell through to the platform's 404)."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anything", _Anything())
+
+
 @router.api_route(
-    "/open311/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"], include_in_schema=False
+    "/open311/{rest:anything}",
+    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"],
+    include_in_schema=False,
 )
 async def elsewhere(request: Request, rest: str) -> Response:
     """Anything else under /open311: 405 on a known endpoint, 404 otherwise (Open311 errors)."""
