@@ -246,7 +246,14 @@ class Request(Base):
     service_notice: Mapped[str] = mapped_column(String(500), default="")
     supporters: Mapped[int] = mapped_column(Integer, default=0)
 
-    __table_args__ = (Index("ix_participation_requests_open", "state", "expected_at"),)
+    __table_args__ = (
+        Index("ix_participation_requests_open", "state", "expected_at"),
+        # Open311's public lists page by offset, newest first, over top-level reports: with every
+        # column they filter on in the index, skipping a page's predecessors reads no table rows.
+        Index(
+            "ix_participation_requests_public_time", "requested_at", "id", "parent_id", "state", "category_id"
+        ),
+    )
 
 
 class RequestUpdate(Base):
