@@ -46,7 +46,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from bench_env import init_platform
+from bench_env import fresh_postgres, init_platform
 
 CENTRE = (39.9042, 116.4074)
 GOALS = {"POST": 300.0, "GET": 1500.0}
@@ -71,18 +71,6 @@ def _wait_for(port: int, timeout: float = 60.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"nothing listens on port {port} after {timeout:.0f} s")
-
-
-def _recreate_postgres(url: str, drop_only: bool = False) -> None:
-    from sqlalchemy import create_engine, text
-
-    base, _, name = url.rpartition("/")
-    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        if not drop_only:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
 
 
 def setup(env: dict[str, str]) -> str:
@@ -410,7 +398,7 @@ def main() -> None:
             "ZHISHE_BACKGROUND_WORKERS": "false",
         }
         if args.database_url:
-            _recreate_postgres(args.database_url)
+            fresh_postgres(args.database_url)
             env["ZHISHE_DATABASE_URL"] = args.database_url
         key = setup(env)
         posts = post_requests(key, args.posts + args.warmup, args.seed)
@@ -488,7 +476,7 @@ def main() -> None:
             )
             null.terminate()
         if args.database_url:
-            _recreate_postgres(args.database_url, drop_only=True)
+            fresh_postgres(args.database_url, drop_only=True)
     print()
     print(_line("POST requests.json", post))
     for size, result in gets.items():

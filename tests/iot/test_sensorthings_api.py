@@ -195,3 +195,11 @@ def test_create_observations_returns_links_and_errors_in_order(client: Any, iw: 
         assert (
             wrong.status_code == 422 and "does not belong to this device" in wrong.json()["error"]["message"]
         )
+
+
+def test_a_resource_path_with_a_line_break_reaches_the_read_api(client: Any, iw: IotWorld) -> None:
+    """The read route's catch-all takes line breaks too: the answer names the bad path segment
+    rather than the platform's "no such page"."""
+    answer = client.get(f"{ST}/Things%0A/Datastreams", headers=iw.resident_headers[0])
+    assert answer.status_code in (400, 404)
+    assert "no such page" not in answer.json()["error"]["message"]

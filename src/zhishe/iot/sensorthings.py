@@ -32,6 +32,7 @@ from zhishe.core.config import get_settings
 from zhishe.core.db import get_sessionmaker
 from zhishe.core.deps import request_actor
 from zhishe.core.errors import Invalid, NotFound, Unauthenticated
+from zhishe.core.web import routing
 from zhishe.iot import ingest, odata, payloads
 from zhishe.iot.api import read_body, store_committed
 from zhishe.iot.models import Datastream, Device, ObservedProperty, Reading, Sensor, Site, SiteMember
@@ -525,7 +526,7 @@ def _created(request: Request, link: str) -> dict[str, Any]:
         session.close()
 
 
-@router.get("/{path:path}", summary="SensorThings read API")
+@router.get(f"/{{path:{routing.REST}}}", summary="SensorThings read API")
 async def read(path: str, request: Request) -> Response:
     """Any resource path of the read API: ``Things``, ``Datastreams(1)/Observations``,
     ``Observations(5)/result/$value``, ``Things(1)/Datastreams/$ref``, with the query options."""

@@ -1,6 +1,6 @@
 """Open311 GeoReport v2 (http://wiki.open311.org/GeoReport_v2) at ``/open311/v2``, with
-FixMyStreet's ``servicerequestupdates`` extension (the routes that manage api_keys, from
-``apikeys``, are on the same router).
+FixMyStreet's ``servicerequestupdates`` extension (the routes that manage api_keys are in
+``apikeys``).
 
 Endpoints, each as ``.json`` or ``.xml``:
 
@@ -64,7 +64,6 @@ from sqlalchemy import Integer, bindparam, func, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -956,24 +955,8 @@ _KNOWN = [
 ]
 
 
-class _Anything(Convertor[str]):
-    """Any rest of a path, line breaks included (the ``path`` convertor's ``.*`` stops at one, and a
-    path such as ``/open311/v2/requests/%2F%0A.json`` then fell through to the platform's 404)."""
-
-    regex = "(?s:.*)"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("anything", _Anything())
-
-
 @router.api_route(
-    "/open311/{rest:anything}",
+    f"/open311/{{rest:{routing.REST}}}",
     methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"],
     include_in_schema=False,
 )

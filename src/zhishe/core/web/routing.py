@@ -32,17 +32,39 @@ from __future__ import annotations
 import copy
 import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from fastapi import APIRouter, FastAPI
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, Route, WebSocketRoute, compile_path
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["RouteIndex", "direct", "flatten", "install"]
+__all__ = ["REST", "RouteIndex", "direct", "flatten", "install"]
 
 _E = TypeVar("_E", bound=Callable[..., Awaitable[Response]])
+
+
+class _Rest(Convertor[str]):
+    """Any rest of a path, line breaks included. Starlette's ``path`` convertor is ``.*``, which
+    stops at a line break: ``/open311/v2/requests/%2F%0A.json`` then matched no catch-all route
+    and got the platform's 404 instead of the API's own error."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+#: The convertor name for a catch-all parameter: ``f"/api/{{rest:{routing.REST}}}"``.
+REST = "rest"
+register_url_convertor(REST, _Rest())
+
 #: Endpoints the index calls itself (see ``direct``).
 _DIRECT: set[Callable[..., Any]] = set()
 
@@ -111,6 +133,14 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
+@dataclass(frozen=True, slots=True)
+class _View:
+    """The routes that could answer a path, and whether one of them has a direct endpoint."""
+
+    router: APIRouter
+    direct: bool
+
+
 class RouteIndex:
     """The application router's entry point: routes each request over its candidate routes."""
 
@@ -119,7 +149,7 @@ class RouteIndex:
         self._built_for: tuple[int, int] | None = None
         self._keys: list[tuple[tuple[str, ...], BaseRoute]] = []
         self._depth = 0
-        self._views: dict[tuple[str, ...], APIRouter] = {}
+        self._views: dict[tuple[str, ...], _View] = {}
         self._direct: set[int] = set()  # ids of the routes of direct endpoints
         #: Off only in tests that compare the two ways of handling a request.
         self.direct_enabled = True
@@ -132,7 +162,8 @@ class RouteIndex:
         self._direct = {id(route) for route in routes if _direct_fits(route)}
         self._built_for = (id(routes), len(routes))
 
-    def _view(self, path: str) -> APIRouter:
+    def _view(self, path: str) -> _View:
+        """The candidate routes of ``path``, as a router the framework can route over."""
         routes = self.router.routes
         if self._built_for != (id(routes), len(routes)):
             self._build()
@@ -141,8 +172,9 @@ class RouteIndex:
         if view is None:
             if len(self._views) >= _MAX_KEYS:
                 self._views.clear()
-            view = copy.copy(self.router)
-            view.routes = [route for key, route in self._keys if segments[: len(key)] == key]
+            router = copy.copy(self.router)
+            router.routes = [route for key, route in self._keys if segments[: len(key)] == key]
+            view = _View(router, any(id(route) in self._direct for route in router.routes))
             self._views[segments] = view
         return view
 
@@ -152,8 +184,8 @@ class RouteIndex:
             return
         scope.setdefault("router", self.router)  # url_for looks in every route, not the candidates
         view = self._view(_route_path(scope))
-        if self._direct and self.direct_enabled and scope["method"] == "GET":
-            for route in view.routes:
+        if view.direct and self.direct_enabled and scope["method"] == "GET":
+            for route in view.router.routes:
                 match, child_scope = route.matches(scope)
                 if match is Match.FULL:
                     if id(route) in self._direct:
@@ -163,7 +195,7 @@ class RouteIndex:
                         await response(scope, receive, send)
                         return
                     break
-        await view.app(scope, receive, send)
+        await view.router.app(scope, receive, send)
 
 
 def install(app: FastAPI) -> Any:
